@@ -1,0 +1,63 @@
+# Two commands on a fresh machine with Python 3.11: `make run` and `make test`. Everything else is optional.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+SHARED ?= ../shared
+export PYTHONPATH := $(CURDIR)
+export FER_SHARED_DIR ?= $(abspath $(SHARED))
+
+.PHONY: run test bench demo migrate browsers train-edge train-ednn clean help
+
+help:
+	@echo "make run      set up and start the app on the embedded database (http://localhost:$(PORT))"
+	@echo "make test     set up everything (incl. Debian Chromium for browser tests) and run the whole suite"
+	@echo "make bench    print the benchmark tables (model, agent, store, dashboard latency)"
+	@echo "make demo     load a demo clinician, patients and sessions into the configured database"
+	@echo "make migrate DATABASE_URL=...   apply supabase/migrations to any PostgreSQL"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Stamp files make the installs incremental: they re-run only when a requirements file changes.
+$(VENV)/.runtime-installed: $(BIN)/python requirements.txt requirements-pi.txt
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.runtime-installed requirements-train.txt requirements-dev.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+# Browser tests drive Debian's Chromium through Playwright (never `playwright install`, which downloads a browser).
+browsers:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	  else echo "note: Debian chromium is missing and this is not root: browser tests will be skipped"; fi; \
+	fi
+
+run: $(VENV)/.runtime-installed
+	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true
+
+test: $(VENV)/.dev-installed browsers
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python -m bench
+
+demo: $(VENV)/.runtime-installed
+	$(BIN)/python -m app.demo
+
+migrate: $(VENV)/.runtime-installed
+	@test -n "$(DATABASE_URL)" || (echo "usage: make migrate DATABASE_URL=postgresql://..." && exit 2)
+	$(BIN)/python -m store.migrate --database-url "$(DATABASE_URL)"
+
+train-edge: $(VENV)/.dev-installed
+	$(BIN)/python -m training.train --arch edge_xs --epochs 45 --resume
+
+train-ednn: $(VENV)/.dev-installed
+	$(BIN)/python -m training.train --arch ednn --epochs 12 --resume
+
+clean:
+	rm -rf $(VENV) .pytest_cache

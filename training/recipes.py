@@ -1,0 +1,29 @@
+"""Training recipes: the hyper-parameters each architecture is trained with by default."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Recipe:
+    batch_size: int
+    learning_rate: float
+    optimizer: str  # "adam" or "adamw"
+    weight_decay: float
+    warmup_epochs: int
+    cosine: bool  # cosine decay to zero over the run, after warm-up
+    label_smoothing: float
+    augment: bool
+    class_weight_power: float  # 0: none; 0.5: inverse sqrt frequency; 1: inverse frequency
+    early_stopping_patience: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+RECIPES: dict[str, Recipe] = {
+    # What the seed notebook did: Adam 1e-5, batch 64, no augmentation, plain cross-entropy.
+    "ednn": Recipe(64, 1e-5, "adam", 0.0, 0, False, 0.0, False, 0.0, 1000),
+    "edge_xs": Recipe(128, 3e-3, "adamw", 1e-4, 3, True, 0.1, True, 0.5, 25),
+}

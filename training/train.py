@@ -1,0 +1,157 @@
+"""Train a FER2013 model: `python -m training.train --arch edge_xs --data ../shared/datasets/fer2013 --epochs 60`.
+
+Resumable (`--resume` continues from the last finished epoch, optimizer state included), seeded, with the best
+validation checkpoint, the per-epoch history (CSV) and the run's config written under `--out` (default runs/<arch>).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from fer.labels import LABELS  # noqa: E402
+from training.data import Dataset, load_split  # noqa: E402
+from training.models import Architecture, get_architecture  # noqa: E402
+from training.recipes import RECIPES, Recipe  # noqa: E402
+
+DEFAULT_DATA = Path(os.environ.get("FER_DATA_DIR", "../shared/datasets/fer2013"))
+
+
+def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
+    """Per-class loss weights proportional to frequency**-power, normalised to mean 1 over the samples."""
+    counts = np.bincount(labels, minlength=len(LABELS)).astype(np.float64)
+    weights = np.where(counts > 0, np.maximum(counts, 1.0) ** -power, 0.0)
+    weights /= (weights[labels]).mean()
+    return weights.astype(np.float32)
+
+
+def augmenter(seed: int) -> keras.Sequential:
+    """Geometric and photometric jitter that a therapy-room camera plausibly produces."""
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomRotation(0.04, fill_mode="nearest", seed=seed),  # about +-15 degrees
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
+            keras.layers.RandomZoom((-0.15, 0.1), fill_mode="nearest", seed=seed),
+            keras.layers.RandomContrast(0.3, seed=seed),
+            keras.layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed),
+        ],
+        name="augment",
+    )
+
+
+def make_dataset(data: Dataset, arch: Architecture, recipe: Recipe, training: bool, seed: int) -> tf.data.Dataset:
+    images = data.images[..., None].astype(np.float32)
+    onehot = keras.utils.to_categorical(data.labels, len(LABELS)).astype(np.float32)
+    weights = class_weights(data.labels, recipe.class_weight_power)[data.labels] if training else np.ones(len(data), np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((images, onehot, weights))
+    if training:
+        ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(recipe.batch_size)
+    norm = arch.normalization
+    aug = augmenter(seed) if training and recipe.augment else None
+
+    def prepare(x, y, w):
+        if aug is not None:
+            x = tf.clip_by_value(aug(x, training=True), 0.0, 255.0)
+        return x * norm.scale + norm.offset, y, w
+
+    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def learning_rate_at(epoch: int, recipe: Recipe, total_epochs: int) -> float:
+    if epoch < recipe.warmup_epochs:
+        return recipe.learning_rate * (epoch + 1) / recipe.warmup_epochs
+    if not recipe.cosine:
+        return recipe.learning_rate
+    progress = (epoch - recipe.warmup_epochs) / max(1, total_epochs - recipe.warmup_epochs)
+    return recipe.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_optimizer(recipe: Recipe) -> keras.optimizers.Optimizer:
+    if recipe.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    return keras.optimizers.Adam(learning_rate=recipe.learning_rate)
+
+
+def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bool, seed: int,
+          batch_size: int | None = None, limit: int | None = None) -> dict:
+    arch = get_architecture(arch_name)
+    recipe = RECIPES[arch_name]
+    if batch_size:
+        recipe = Recipe(**{**recipe.as_dict(), "batch_size": batch_size})
+    keras.utils.set_random_seed(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    backup_dir = out_dir / "backup"
+    if not resume and backup_dir.exists():
+        raise SystemExit(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
+
+    train_data, val_data = load_split(data_dir, "train"), load_split(data_dir, "val")
+    if limit:
+        train_data = Dataset(train_data.images[:limit], train_data.labels[:limit])
+    print(f"train {len(train_data)} images {train_data.class_counts()}", flush=True)
+    print(f"val   {len(val_data)} images", flush=True)
+
+    model = arch.build()
+    model.compile(
+        optimizer=build_optimizer(recipe),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    config = {"arch": arch_name, "epochs": epochs, "seed": seed, "data": str(data_dir), "recipe": recipe.as_dict(),
+              "normalization": {"scale": arch.normalization.scale, "offset": arch.normalization.offset},
+              "params": model.count_params(), "train_size": len(train_data)}
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2))
+
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        keras.callbacks.ModelCheckpoint(str(out_dir / "best.keras"), monitor="val_accuracy", mode="max", save_best_only=True),
+        keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=resume),
+        keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(epoch, recipe, epochs)),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=recipe.early_stopping_patience,
+                                      restore_best_weights=False),
+    ]
+    history = model.fit(
+        make_dataset(train_data, arch, recipe, training=True, seed=seed),
+        validation_data=make_dataset(val_data, arch, recipe, training=False, seed=seed),
+        epochs=epochs,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    model.save(out_dir / "last.keras")
+    best = max(history.history.get("val_accuracy", [0.0]) or [0.0])
+    summary = {"best_val_accuracy_this_run": float(best), "epochs_run": len(history.history.get("loss", []))}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", required=True, help="ednn | edge_xs")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="FER2013 folder root or Kaggle CSV")
+    parser.add_argument("--epochs", type=int, required=True)
+    parser.add_argument("--out", type=Path, help="run directory (default runs/<arch>)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--limit", type=int, help="use only the first N training images (smoke runs)")
+    args = parser.parse_args(argv)
+    summary = train(args.arch, args.data, args.epochs, args.out or Path("runs") / args.arch, args.resume, args.seed,
+                    args.batch_size, args.limit)
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
