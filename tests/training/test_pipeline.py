@@ -1,0 +1,78 @@
+"""End to end on the tiny dataset: one training epoch, TFLite export in three quantizations, and the exported model
+loading and predicting through `fer.EmotionClassifier` exactly as deployed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from fer.labels import LABELS  # noqa: E402
+from training.export import QUANTIZATIONS, export_run, ship_model  # noqa: E402
+from training.train import class_weights, learning_rate_at, train  # noqa: E402
+from training.recipes import RECIPES  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_dataset, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run") / "edge_xs"
+    summary = train("edge_xs", tiny_dataset["folder"], epochs=1, out_dir=run_dir, resume=False, seed=1, batch_size=8)
+    return run_dir, summary
+
+
+def test_one_epoch_writes_checkpoint_history_and_config(trained_run):
+    run_dir, summary = trained_run
+    assert summary["epochs_run"] == 1
+    assert (run_dir / "best.keras").exists() and (run_dir / "last.keras").exists()
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch") and len(history) == 2
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["arch"] == "edge_xs" and config["normalization"] == {"scale": 1 / 127.5, "offset": -1.0}
+
+
+def test_a_second_run_into_the_same_directory_needs_resume(trained_run, tiny_dataset):
+    run_dir, _ = trained_run
+    with pytest.raises(SystemExit, match="--resume"):
+        train("edge_xs", tiny_dataset["folder"], epochs=1, out_dir=run_dir, resume=False, seed=1, batch_size=8)
+
+
+def test_resume_continues_from_the_last_finished_epoch(trained_run, tiny_dataset):
+    run_dir, _ = trained_run
+    summary = train("edge_xs", tiny_dataset["folder"], epochs=2, out_dir=run_dir, resume=True, seed=1, batch_size=8)
+    assert summary["epochs_run"] == 1  # only epoch 2 ran; epoch 1 was restored
+    assert len((run_dir / "history.csv").read_text().splitlines()) == 3
+
+
+def test_export_produces_all_quantizations_loadable_by_fer(trained_run, tiny_dataset, tmp_path):
+    fer = pytest.importorskip("fer")
+    run_dir, _ = trained_run
+    results = export_run(run_dir, tiny_dataset["folder"], ship=False)
+    assert set(results) == set(QUANTIZATIONS)
+    assert results["int8"]["size_kb"] < results["float32"]["size_kb"] / 2
+    shipped = tmp_path / "fer_edge_int8.tflite"
+    ship_model(__import__("pathlib").Path(results["int8"]["path"]), shipped)
+    meta = json.loads(shipped.with_suffix(".json").read_text())
+    assert meta["labels"] == list(LABELS) and meta["input_size"] == [48, 48] and "accuracy" in meta["metrics"]
+    classifier = fer.EmotionClassifier.load(shipped)
+    faces = np.random.default_rng(0).integers(0, 256, size=(5, 64, 80), dtype=np.uint8)  # any size: it resizes
+    probabilities = classifier.predict(faces)
+    assert probabilities.shape == (5, 7) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)
+
+
+def test_class_weights_favour_rare_classes_and_average_one():
+    labels = np.array([0] * 90 + [1] * 10)
+    weights = class_weights(labels, power=0.5)
+    assert weights[1] == pytest.approx(weights[0] * 3)
+    assert weights[labels].mean() == pytest.approx(1.0)
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    recipe = RECIPES["edge_xs"]
+    rates = [learning_rate_at(epoch, recipe, total_epochs=20) for epoch in range(20)]
+    assert rates[0] < rates[recipe.warmup_epochs - 1] == pytest.approx(recipe.learning_rate)
+    assert all(a >= b for a, b in zip(rates[recipe.warmup_epochs:], rates[recipe.warmup_epochs + 1:]))
+    assert rates[-1] < recipe.learning_rate * 0.05
