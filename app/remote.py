@@ -57,6 +57,7 @@ class JoinCheck:
 
     session: Session | None
     message: str = ""
+    retry_later: bool = False  # the store was unreachable: the link may be fine, try again
 
     @property
     def ok(self) -> bool:
@@ -73,7 +74,7 @@ def check_join_token(store: Store, token: str | None) -> JoinCheck:
     except InvalidToken:
         return JoinCheck(None, INVALID_LINK_MESSAGE)
     except StoreUnavailable:
-        return JoinCheck(None, STORE_DOWN_MESSAGE)
+        return JoinCheck(None, STORE_DOWN_MESSAGE, retry_later=True)
 
 
 # --- bounded-rate frame intake -----------------------------------------------------------------------------------------
@@ -100,8 +101,8 @@ class RateLimiter:
             if self._next_allowed is not None and now < self._next_allowed:
                 return False
             # Schedule from the previous slot, not from `now`, so jittery frame arrival still averages the full rate;
-            # but never bank more than one slot of credit after a pause.
-            base = now if self._next_allowed is None else max(self._next_allowed, now - self.interval_s)
+            # but bank at most half a slot of credit, so a pause is never followed by a burst.
+            base = now if self._next_allowed is None else max(self._next_allowed, now - self.interval_s / 2)
             self._next_allowed = base + self.interval_s
             return True
 

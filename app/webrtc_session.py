@@ -1,0 +1,170 @@
+"""Glue between `streamlit-webrtc` and the remote-session services in `app/remote.py`.
+
+`PatientStream` is what `pages/join.py` hands to `webrtc_streamer`: its `video_frame_callback` runs on a WebRTC worker
+thread for every camera frame, returns the frame untouched at once (the patient sees their own video), and passes at most
+`settings.remote_analysis_fps` frames a second to a `RemoteAnalyzer`. No Streamlit call may happen on those threads.
+
+Process-wide state lives here, not in a page: one analysis gate shared by every patient (caps concurrent model runs at
+about one per CPU core) and a registry of live patient streams by session id (for the clinician-side video relay).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+import weakref
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import av
+
+from app.remote import AnalyzeFn, RemoteAnalyzer, RemoteStatus, default_analysis_gate, remote_writer
+from settings import Settings
+from store.api import Store
+from store.models import Reading
+
+log = logging.getLogger(__name__)
+
+ANALYSIS_GATE: threading.Semaphore = default_analysis_gate()
+
+# Camera request: video only (no microphone: the analysis never uses sound, so the browser should not ask for it), at a
+# modest size: the face detector works on 640x480 and a smaller stream costs the patient's uplink less.
+PATIENT_MEDIA_CONSTRAINTS: dict[str, Any] = {
+    "video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 15, "max": 30}},
+    "audio": False,
+}
+
+PATIENT_TRANSLATIONS: dict[str, str] = {
+    "start": "Start camera",
+    "stop": "Stop",
+    "select_device": "Choose camera",
+    "device_ask_permission": "Please allow this page to use your camera.",
+    "device_access_denied": "The camera is blocked. Allow camera access for this site in your browser, then reload.",
+    "device_not_available": "No camera was found on this device.",
+    "media_api_not_available": "This browser cannot share a camera here (a secure https link is needed).",
+}
+
+
+def rtc_configuration(settings: Settings) -> dict[str, Any]:
+    """Always an explicit list (empty offline): streamlit-webrtc would otherwise try to fetch public STUN servers."""
+    return {"iceServers": list(settings.ice_servers)}
+
+
+class PatientStream:
+    """One patient browser's stream. Created once per Streamlit session and token; survives reruns.
+
+    A `RemoteAnalyzer` (analysis + writer threads) is started on the first frame after START and stopped when the video
+    ends (STOP, tab closed, page left), which writes whatever is still pending. Pressing START again starts a new one.
+    """
+
+    def __init__(
+        self,
+        session_id: uuid.UUID,
+        write: Callable[[Sequence[Reading]], int],
+        analyze: AnalyzeFn,
+        analysis_fps: float,
+        analysis_gate: threading.Semaphore | None = ANALYSIS_GATE,
+        write_interval_s: float = 1.0,
+    ) -> None:
+        self.session_id = session_id
+        self._write = write
+        self._analyze = analyze
+        self._analysis_fps = analysis_fps
+        self._gate = analysis_gate
+        self._write_interval_s = write_interval_s
+        self._lock = threading.Lock()
+        self._analyzer: RemoteAnalyzer | None = None
+        self._last_status: RemoteStatus | None = None
+        self._closed_reason = ""
+        self.connected_at: datetime | None = None
+        self.output_video_track: Any = None  # set by the page once playing, for the clinician relay
+
+    @classmethod
+    def for_token(cls, store: Store, token: str, session_id: uuid.UUID, settings: Settings, analyze: AnalyzeFn) -> "PatientStream":
+        return cls(session_id, remote_writer(store, token), analyze, settings.remote_analysis_fps)
+
+    # --- WebRTC worker threads ------------------------------------------------------------------------------------------
+    def video_frame_callback(self, frame: av.VideoFrame) -> av.VideoFrame:
+        analyzer = self._current_analyzer()
+        if analyzer is not None and analyzer.wants_frame():
+            # Convert only the frames that will be analysed: to_ndarray copies the whole picture.
+            analyzer.submit(frame.to_ndarray(format="bgr24"), datetime.now(timezone.utc))
+        return frame
+
+    def on_video_ended(self) -> None:
+        with self._lock:
+            analyzer, self._analyzer = self._analyzer, None
+        if analyzer is not None:
+            self._last_status = analyzer.stop()
+            log.info("remote stream for session %s ended: %s", self.session_id, self._last_status)
+        _unregister(self)
+
+    # --- page thread ----------------------------------------------------------------------------------------------------
+    def status(self) -> RemoteStatus | None:
+        with self._lock:
+            analyzer = self._analyzer
+        return analyzer.status() if analyzer is not None else self._last_status
+
+    @property
+    def streaming(self) -> bool:
+        with self._lock:
+            return self._analyzer is not None
+
+    @property
+    def closed_reason(self) -> str:
+        """Non-empty once the store refused the token (session ended or link expired): stop the camera."""
+        return self._closed_reason
+
+    def stop(self) -> None:
+        self.on_video_ended()
+
+    def _current_analyzer(self) -> RemoteAnalyzer | None:
+        with self._lock:
+            if self._closed_reason:
+                return None
+            if self._analyzer is None:
+                self._analyzer = RemoteAnalyzer(
+                    self.session_id,
+                    analyze=self._analyze,
+                    write=self._write,
+                    analysis_fps=self._analysis_fps,
+                    analysis_gate=self._gate,
+                    write_interval_s=self._write_interval_s,
+                    on_closed=self._on_closed,
+                )
+                self.connected_at = datetime.now(timezone.utc)
+                _register(self)
+            return self._analyzer
+
+    def _on_closed(self, reason: str) -> None:
+        self._closed_reason = reason
+
+
+# --- registry of live patient streams (process-wide) -------------------------------------------------------------------
+
+_streams: "weakref.WeakValueDictionary[uuid.UUID, PatientStream]" = weakref.WeakValueDictionary()
+_streams_lock = threading.Lock()
+
+
+def _register(stream: PatientStream) -> None:
+    with _streams_lock:
+        _streams[stream.session_id] = stream
+
+
+def _unregister(stream: PatientStream) -> None:
+    with _streams_lock:
+        if _streams.get(stream.session_id) is stream:
+            del _streams[stream.session_id]
+
+
+def live_stream(session_id: uuid.UUID) -> PatientStream | None:
+    """The patient stream currently sending frames for `session_id` in this server process, if any."""
+    with _streams_lock:
+        return _streams.get(session_id)
+
+
+def live_stream_count() -> int:
+    with _streams_lock:
+        return len(_streams)
