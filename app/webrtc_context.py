@@ -1,6 +1,5 @@
-"""What the patient's page needs from the process: settings, the store, the analysis function (each made once).
-
-Kept apart from the clinician app's own context so the join page works without a login and stays small.
+"""What the patient's page needs from the process: settings, the store (the app's, from `app.context`), and the
+analysis function (made once per process).
 """
 
 from __future__ import annotations
@@ -10,21 +9,20 @@ import threading
 import numpy as np
 import streamlit as st
 
+from app import context
 from app.remote import AnalyzeFn
 from settings import Settings
 from store.api import Store
 
 
-@st.cache_resource(show_spinner=False)
 def get_settings() -> Settings:
-    return Settings.load()
+    return context.load_settings()
 
 
-@st.cache_resource(show_spinner=False)
 def get_store() -> Store:
-    from store import open_store
-
-    return open_store(get_settings())
+    """The app's shared store (one per process). The patient has no login: the token is the only credential, and the
+    store checks it on every lookup and insert (`session_for_token`, `insert_remote_readings`)."""
+    return context.system_store(get_settings())
 
 
 @st.cache_resource(show_spinner="Loading the analysis model…")
