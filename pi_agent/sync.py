@@ -1,0 +1,219 @@
+"""Everything the agent says to the database, on one background thread: authenticate the device, heartbeat, learn which
+session (if any) is live for it, and drain the spool in batches.
+
+One thread and one back-off for all of it: when the database is unreachable every one of these fails the same way, and
+a single retry schedule (1 s, 2 s, 4 s ... capped) with one log line per outage keeps the Pi quiet and the log readable.
+The capture loop never waits on the network: it only reads `current_session` and writes to the spool.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pi_agent.spool import Spool
+from store.api import Actor, Store
+from store.errors import InvalidInput, NotFound, PermissionDenied, SessionNotLive, StoreError, StoreUnavailable
+from store.models import Session
+
+log = logging.getLogger("pi_agent.sync")
+
+UPLOAD_BATCH = 500
+
+
+class DeviceAuthError(RuntimeError):
+    """The database refused the device's id or key: a configuration error no retry will fix."""
+
+
+@dataclass(frozen=True)
+class SessionTarget:
+    """Where readings go right now. `manual` when fixed by --session (never cleared by polling)."""
+
+    session_id: uuid.UUID
+    manual: bool = False
+
+
+class Backoff:
+    def __init__(self, first: float = 1.0, cap: float = 30.0) -> None:
+        self.first, self.cap = first, cap
+        self.current = 0.0
+
+    def failed(self) -> float:
+        self.current = self.first if self.current == 0 else min(self.current * 2, self.cap)
+        return self.current
+
+    def succeeded(self) -> None:
+        self.current = 0.0
+
+
+class DeviceLink:
+    """Opens the store lazily, authenticates the device, and closes it again after a connection failure so the next
+    attempt starts from a fresh connection (a pool's connections to a restarted server are all dead)."""
+
+    def __init__(self, open_store: Callable[[], Store], device_id: uuid.UUID, device_key: str) -> None:
+        self._open_store = open_store
+        self.device_id = device_id
+        self._device_key = device_key
+        self._system: Store | None = None
+        self._device: Store | None = None
+
+    def call(self, action: Callable[[Store], object]) -> object:
+        try:
+            return action(self._device_store())
+        except StoreUnavailable:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        store, self._system, self._device = self._system, None, None
+        if store is not None:
+            try:
+                store.close()
+            except Exception:  # closing a pool whose server is gone may itself fail; nothing to save there
+                pass
+
+    def _device_store(self) -> Store:
+        if self._device is None:
+            system = self._open_store()
+            try:
+                system.authenticate_device(self.device_id, self._device_key)
+            except (PermissionDenied, NotFound) as error:
+                system.close()
+                raise DeviceAuthError(f"device {self.device_id} was refused by the database: {error}") from error
+            except BaseException:
+                system.close()
+                raise
+            self._system, self._device = system, system.as_actor(Actor.for_device(self.device_id))
+            log.info("device %s authenticated", self.device_id)
+        return self._device
+
+
+class SyncWorker:
+    def __init__(
+        self,
+        link: DeviceLink | None,
+        spool: Spool,
+        manual_session: uuid.UUID | None,
+        heartbeat_seconds: float,
+        session_poll_seconds: float,
+        batch_seconds: float,
+        retry_max_seconds: float,
+    ) -> None:
+        self.link = link
+        self.spool = spool
+        self.heartbeat_seconds = heartbeat_seconds
+        self.session_poll_seconds = session_poll_seconds
+        self.batch_seconds = batch_seconds
+        self.backoff = Backoff(cap=retry_max_seconds)
+        self.fatal: BaseException | None = None
+        self.sent = 0
+        self._target: SessionTarget | None = SessionTarget(manual_session, manual=True) if manual_session else None
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
+        self._last_heartbeat = 0.0
+        self._last_poll = 0.0
+        self._outage_since: float | None = None
+
+    @property
+    def current_session(self) -> SessionTarget | None:
+        return self._target
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        """New readings are in the spool."""
+        self._wake.set()
+
+    def stop(self, flush_timeout: float) -> None:
+        """Stop after one last attempt to drain the spool (what cannot be sent stays spooled for the next start)."""
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout=flush_timeout)
+        if self.link is not None:
+            self.link.close()
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stopping.is_set()
+            delay = self.batch_seconds
+            try:
+                self.cycle(final=stopping)
+            except StoreUnavailable as error:
+                delay = self.backoff.failed()
+                self._report_outage(error, delay)
+            except DeviceAuthError as error:
+                log.error("%s; check PSYA_DEVICE_ID / PSYA_DEVICE_KEY in the env file. Stopping.", error)
+                self.fatal = error
+                return
+            except Exception as error:  # a bug or unexpected store error must not end the thread: log, back off, retry
+                delay = self.backoff.failed()
+                log.exception("sync failed (%s); retrying in %.0f s", error, delay)
+            if stopping:
+                return
+            self._wake.wait(timeout=delay)
+            self._wake.clear()
+
+    def cycle(self, final: bool = False) -> None:
+        """One round: heartbeat and session poll when due, then drain the spool. Raises StoreUnavailable."""
+        if self.link is None:
+            return
+        now = time.monotonic()
+        if not final and now - self._last_heartbeat >= self.heartbeat_seconds:
+            self.link.call(lambda s: s.heartbeat())
+            self._last_heartbeat = now
+        self._drain()
+        if not final and (self._target is None or not self._target.manual) and now - self._last_poll >= self.session_poll_seconds:
+            session = self.link.call(lambda s: s.live_session_for_device())
+            self._last_poll = now
+            self._set_session(session)
+        if self._outage_since is not None:
+            log.info(
+                "database reachable again after %.0f s; %d readings still spooled",
+                time.monotonic() - self._outage_since,
+                self.spool.pending_count(),
+            )
+            self._outage_since = None
+        self.backoff.succeeded()
+
+    def _drain(self) -> None:
+        while True:
+            batch = self.spool.oldest(UPLOAD_BATCH)
+            if not batch:
+                return
+            # insert_readings is all-or-nothing per call; send one session at a time so one refused session cannot
+            # hold back another's readings.
+            session_id = batch[0].session_id
+            batch = [r for r in batch if r.session_id == session_id]
+            try:
+                self.link.call(lambda s: s.insert_readings(batch))
+            except (SessionNotLive, PermissionDenied, NotFound, InvalidInput) as error:
+                self.spool.reject(batch, f"{type(error).__name__}: {error}")
+                log.error(
+                    "database refused %d readings for session %s (%s); kept in the spool's rejected table",
+                    len(batch), session_id, error,
+                )
+                continue
+            self.spool.acknowledge(r.id for r in batch)
+            self.sent += len(batch)
+
+    def _set_session(self, session: Session | None) -> None:
+        previous = self._target.session_id if self._target else None
+        current = session.id if session else None
+        if current != previous:
+            if current:
+                log.info("session %s is live for this device: recording", current)
+            else:
+                log.info("no live session for this device: idle (camera closed)")
+        self._target = SessionTarget(current) if current else None
+
+    def _report_outage(self, error: StoreError, retry_in: float) -> None:
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            log.warning("database unreachable (%s); readings are spooled locally, retrying with back-off", error)
+        log.info("database still unreachable; %d readings spooled; next try in %.0f s", self.spool.pending_count(), retry_in)
