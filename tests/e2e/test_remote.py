@@ -1,0 +1,275 @@
+"""Remote sessions end to end: the real app (`streamlit run streamlit_app.py`) on a fresh PostgreSQL database, Debian
+Chromium with a fake camera playing real FER2013 faces, WebRTC over loopback, the real model on the server.
+
+The clinician starts a remote session, the patient's browser context opens the join link, ticks consent and presses
+"Start camera" inside the streamlit-webrtc iframe; readings must land in the database under that session and show on the
+clinician's live dashboard. A second test runs three patients at once, each video with the face at a different place,
+and checks by the face box that every reading landed in its own patient's session.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from app.remote import INVALID_LINK_MESSAGE, join_link
+from settings import Settings
+from store.models import NewPatient, RemoteJoin
+from tests.e2e.fixtures_video import PATIENT_FACE_BOXES, FaceVideo, make_face_video, pick_face_images
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+WEBRTC_IFRAME = 'iframe[title^="streamlit_webrtc"]'
+CONSENT_LABEL = "I have read the above and agree to facial analysis"
+CLINICIAN_USERNAME = "dr.remote"
+CLINICIAN_PASSWORD = "remote-test-pw-42"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RunningApp:
+    url: str
+    settings: Settings  # as the app process sees them (same database)
+    log_path: Path
+
+
+@pytest.fixture
+def chromium_path() -> Path:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture
+def app_server(tmp_path: Path, fresh_database_url: str, model_env: dict[str, str], chromium_path) -> Iterator[RunningApp]:
+    """`streamlit run streamlit_app.py` on a free port against a fresh database; stopped at the end."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": fresh_database_url,
+        "PSYA_DATA_DIR": str(tmp_path / "data"),
+        "PSYA_SECRETS_FILE": str(tmp_path / "no-secrets.toml"),
+        "PUBLIC_BASE_URL": url,
+        "ICE_SERVERS": "[]",
+        "REMOTE_ANALYSIS_FPS": "4",
+        "COOKIE_KEY": uuid.uuid4().hex,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        **model_env,
+    }
+    log_path = tmp_path / "streamlit.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_health(url, process, log_path)
+        settings = Settings.load(environ={k: v for k, v in env.items() if k in _SETTING_NAMES}, secrets_file=tmp_path / "no-secrets.toml")
+        yield RunningApp(url, settings, log_path)
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+_SETTING_NAMES = {"DATABASE_URL", "PSYA_DATA_DIR", "PUBLIC_BASE_URL", "ICE_SERVERS", "REMOTE_ANALYSIS_FPS", "FER_MODEL_PATH", "COOKIE_KEY"}
+
+
+def _wait_for_health(url: str, process: subprocess.Popen, log_path: Path, timeout: float = 90.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"streamlit did not become healthy in {timeout}s:\n{log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def app_store(app_server: RunningApp):
+    """The test's own connection to the app's database (system actor)."""
+    from store import open_store
+
+    store = open_store(app_server.settings)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def clinician(app_store):
+    from app import auth
+
+    return auth.create_first_admin(app_store, CLINICIAN_USERNAME, "Dr Remote", CLINICIAN_PASSWORD, CLINICIAN_PASSWORD)
+
+
+@pytest.fixture
+def clinician_store(app_store, clinician):
+    from store.api import Actor
+
+    return app_store.as_actor(Actor.for_clinician(clinician))
+
+
+def start_remote_session(clinician_store, name: str) -> RemoteJoin:
+    patient = clinician_store.create_patient(NewPatient(full_name=name))
+    clinician_store.record_consent(patient.id, True, date.today(), "facial analysis during remote sessions")
+    return clinician_store.start_remote_session(patient.id)
+
+
+def launch_chromium(playwright, video: FaceVideo):
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        args=CHROMIUM_ARGS + [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={video.path}",
+        ],
+    )
+
+
+def join_as_patient(browser, link: str):
+    """Open the join link in a fresh browser context, agree, start the camera. Returns the page."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(link)
+    page.get_by_text(CONSENT_LABEL).click()
+    page.frame_locator(WEBRTC_IFRAME).get_by_role("button", name="Start camera").click(timeout=60_000)
+    return page
+
+
+def wait_for_readings(store, session_id: uuid.UUID, at_least: int, timeout: float = 90.0) -> list:
+    deadline = time.monotonic() + timeout
+    readings: list = []
+    while time.monotonic() < deadline:
+        readings = store.readings_since(session_id).readings
+        if len(readings) >= at_least:
+            return readings
+        time.sleep(0.05)
+    return readings
+
+
+@pytest.fixture
+def face_images(fer2013_dir: Path) -> list[Path]:
+    return pick_face_images(fer2013_dir, classes=("happy", "neutral", "surprise"), per_class=2)
+
+
+def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
+    app_server, clinician_store, face_images, tmp_path, playwright_instance
+):
+    video = make_face_video(face_images, tmp_path / "patient.y4m")
+    join = start_remote_session(clinician_store, "Remote Patient One")
+    link = join_link(app_server.settings, join.token)
+    assert link.startswith(app_server.url + "/join?token=")
+
+    browser = launch_chromium(playwright_instance, video)
+    try:
+        page = join_as_patient(browser, link)
+        started = time.monotonic()
+        first = wait_for_readings(clinician_store, join.session.id, 1, timeout=60)
+        time_to_first = time.monotonic() - started
+        assert first, f"no reading arrived within 60 s; app log:\n{app_server.log_path.read_text()[-4000:]}"
+        print(f"\ntime from 'Start camera' to the first stored reading: {time_to_first:.2f} s")
+
+        readings = wait_for_readings(clinician_store, join.session.id, 8, timeout=60)
+        assert len(readings) >= 8
+        assert all(r.session_id == join.session.id and r.source == "remote" for r in readings)
+        assert all(abs(sum(r.probabilities) - 1) < 1e-3 for r in readings)
+        page.get_by_text(re.compile(r"Connected: \d+ frames analysed")).wait_for(timeout=30_000)
+        # The patient does not see the emotion estimates (SHOW_EMOTIONS_TO_PATIENT is off).
+        assert "Current expression" not in page.inner_text("body")
+        page.screenshot(path=str(tmp_path / "patient.png"))
+
+        dashboard = clinician_dashboard(browser, app_server, join.session.id)
+        expect_readings_on_dashboard(dashboard, len(readings))
+        dashboard.screenshot(path=str(tmp_path / "clinician-dashboard.png"))
+
+        # The clinician ends the session: the patient's page says so and no more readings are accepted.
+        clinician_store.end_session(join.session.id)
+        page.get_by_text("session has ended").first.wait_for(timeout=30_000)
+    finally:
+        browser.close()
+
+
+def test_three_patients_at_once_each_reading_lands_in_its_own_session(
+    app_server, clinician_store, face_images, tmp_path, playwright_instance
+):
+    patients = []
+    for index, face_box in enumerate(PATIENT_FACE_BOXES):
+        video = make_face_video(face_images, tmp_path / f"patient-{index}.y4m", face_box=face_box)
+        join = start_remote_session(clinician_store, f"Remote Patient {index}")
+        patients.append((video, join))
+
+    browsers = [launch_chromium(playwright_instance, video) for video, _ in patients]
+    try:
+        for browser, (_, join) in zip(browsers, patients):
+            join_as_patient(browser, join_link(app_server.settings, join.token))
+        per_session = {join.session.id: wait_for_readings(clinician_store, join.session.id, 5, timeout=120) for _, join in patients}
+    finally:
+        for browser in browsers:
+            browser.close()
+
+    all_ids = [r.id for readings in per_session.values() for r in readings]
+    assert len(all_ids) == len(set(all_ids))  # no reading stored twice
+    for video, join in patients:
+        readings = per_session[join.session.id]
+        assert len(readings) >= 5, f"session {join.session.id} got {len(readings)} readings"
+        x, y, w, h = video.face_box
+        for reading in readings:
+            assert reading.session_id == join.session.id
+            bx, by, bw, bh = reading.box
+            centre_x = bx + bw / 2
+            # The detected face must be the one this patient's camera showed, not another patient's.
+            assert x <= centre_x <= x + w, f"reading {reading.id} box {reading.box} is not inside {video.face_box}"
+
+
+def test_invalid_or_ended_links_show_a_message_and_no_camera(app_server, clinician_store, tmp_path, playwright_instance, chromium_path):
+    ended = start_remote_session(clinician_store, "Ended Session Patient")
+    clinician_store.end_session(ended.session.id)
+    browser = playwright_instance.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    try:
+        page = browser.new_page()
+        for link in (
+            f"{app_server.url}/join?token=not-a-valid-token",
+            f"{app_server.url}/join",
+            join_link(app_server.settings, ended.token),
+        ):
+            page.goto(link)
+            page.get_by_text(INVALID_LINK_MESSAGE[:40]).wait_for(timeout=30_000)
+            assert page.locator(WEBRTC_IFRAME).count() == 0
+            assert page.get_by_text(CONSENT_LABEL).count() == 0
+    finally:
+        browser.close()
