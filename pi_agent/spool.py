@@ -14,6 +14,7 @@ import json
 import sqlite3
 import threading
 import uuid
+from dataclasses import dataclass
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,8 +43,21 @@ CREATE TABLE IF NOT EXISTS rejected (
     reason TEXT NOT NULL,
     rejected_at TEXT NOT NULL
 );
+-- Lifetime counters (across restarts): what the agent captured and what the database confirmed.
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters VALUES ('spooled', 0), ('acknowledged', 0);
 """
 _COLUMNS = "id, session_id, captured_at, probabilities, source, box, faces"
+
+
+@dataclass(frozen=True)
+class SpoolTotals:
+    """Lifetime counts kept in the spool file. Invariant: spooled == acknowledged + rejected + pending."""
+
+    spooled: int  # readings ever captured into this spool
+    acknowledged: int  # confirmed by the database
+    rejected: int  # refused for good, kept aside
+    pending: int  # waiting to be sent
 
 
 class Spool:
@@ -66,7 +80,9 @@ class Spool:
             return
         rows = [_row(r) for r in readings]
         with self._lock, self._transaction():
+            before = self._db.total_changes
             self._db.executemany(f"INSERT OR IGNORE INTO pending ({_COLUMNS}) VALUES (?,?,?,?,?,?,?)", rows)
+            self._bump("spooled", self._db.total_changes - before)
 
     def oldest(self, limit: int = 500) -> list[Reading]:
         """The oldest pending readings, in the order they were captured and spooled."""
@@ -78,7 +94,9 @@ class Spool:
         """The database has these: forget them."""
         keys = [(str(i),) for i in ids]
         with self._lock, self._transaction():
+            before = self._db.total_changes
             self._db.executemany("DELETE FROM pending WHERE id = ?", keys)
+            self._bump("acknowledged", self._db.total_changes - before)
 
     def reject(self, readings: Sequence[Reading], reason: str) -> None:
         """The database refused these for good: keep them aside with the reason, out of the send queue."""
@@ -97,6 +115,16 @@ class Spool:
     def rejected_count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM rejected").fetchone()[0])
+
+    def totals(self) -> "SpoolTotals":
+        with self._lock:
+            counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+            pending = int(self._db.execute("SELECT count(*) FROM pending").fetchone()[0])
+            rejected = int(self._db.execute("SELECT count(*) FROM rejected").fetchone()[0])
+        return SpoolTotals(counters["spooled"], counters["acknowledged"], rejected, pending)
+
+    def _bump(self, name: str, by: int) -> None:
+        self._db.execute("UPDATE counters SET value = value + ? WHERE name = ?", (by, name))
 
     def close(self) -> None:
         with self._lock:

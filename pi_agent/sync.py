@@ -51,8 +51,10 @@ class Backoff:
 
 
 class DeviceLink:
-    """Opens the store lazily, authenticates the device, and closes it again after a connection failure so the next
-    attempt starts from a fresh connection (a pool's connections to a restarted server are all dead)."""
+    """Opens the store lazily (the database may be down when the Pi boots) and authenticates the device once.
+
+    The store's connection pool reconnects by itself after an outage, so a failed request keeps the store; only a store
+    that could not be opened at all, or a device not yet authenticated, is retried from scratch."""
 
     def __init__(self, open_store: Callable[[], Store], device_id: uuid.UUID, device_key: str) -> None:
         self._open_store = open_store
@@ -62,11 +64,7 @@ class DeviceLink:
         self._device: Store | None = None
 
     def call(self, action: Callable[[Store], object]) -> object:
-        try:
-            return action(self._device_store())
-        except StoreUnavailable:
-            self.close()
-            raise
+        return action(self._device_store())
 
     def close(self) -> None:
         store, self._system, self._device = self._system, None, None
@@ -78,16 +76,13 @@ class DeviceLink:
 
     def _device_store(self) -> Store:
         if self._device is None:
-            system = self._open_store()
+            if self._system is None:
+                self._system = self._open_store()
             try:
-                system.authenticate_device(self.device_id, self._device_key)
+                self._system.authenticate_device(self.device_id, self._device_key)
             except (PermissionDenied, NotFound) as error:
-                system.close()
                 raise DeviceAuthError(f"device {self.device_id} was refused by the database: {error}") from error
-            except BaseException:
-                system.close()
-                raise
-            self._system, self._device = system, system.as_actor(Actor.for_device(self.device_id))
+            self._device = self._system.as_actor(Actor.for_device(self.device_id))
             log.info("device %s authenticated", self.device_id)
         return self._device
 

