@@ -1,0 +1,88 @@
+"""Session review: everything the review page and the printable report show, computed from the store in one place."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from app import analytics, charts, exports, sessions
+from store.api import Store
+from store.models import Annotation, Clinician, Patient, Session
+
+BaselineSource = Literal["none", "first_minute", "session"]
+CALIBRATION_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Review:
+    session: Session
+    frame: pd.DataFrame  # raw readings
+    smoothed: pd.DataFrame
+    summary: analytics.SessionSummary
+    annotations: list[Annotation]
+    baseline: dict[str, float] | None = None
+    baseline_label: str = ""
+
+    @property
+    def start(self) -> pd.Timestamp | None:
+        if self.session.started_at is not None:
+            return pd.Timestamp(self.session.started_at).tz_convert("UTC")
+        return None if self.frame.empty else self.frame["captured_at"].iloc[0]
+
+    def figures(self) -> list[tuple[str, go.Figure]]:
+        found = [
+            ("Timeline (smoothed), dominant emotion and valence", charts.review_figure(self.smoothed, self.annotations, self.summary.peaks, self.start)),
+            ("Dominant-emotion distribution", charts.distribution_figure(self.summary.distribution)),
+        ]
+        if self.baseline is not None:
+            found.append((f"Change against the baseline ({self.baseline_label})", charts.baseline_figure(analytics.change_from_baseline(self.smoothed, self.baseline))))
+        return found
+
+
+def baseline(store: Store, session: Session, frame: pd.DataFrame, source: BaselineSource, baseline_session_id: uuid.UUID | None = None) -> tuple[dict[str, float] | None, str]:
+    """The patient's neutral baseline: the first minute of this session, or the mean of a calibration session."""
+    if source == "first_minute":
+        calm = frame[frame["t"] <= frame["t"].iloc[0] + CALIBRATION_SECONDS] if not frame.empty else frame
+        return analytics.baseline_from(calm), "first minute of this session"
+    if source == "session" and baseline_session_id is not None:
+        calibration = store.get_session(baseline_session_id)
+        return analytics.baseline_from(sessions.session_frame(store, calibration)), f"session of {calibration.started_at:%Y-%m-%d}" if calibration.started_at else "calibration session"
+    return None, ""
+
+
+def build(
+    store: Store,
+    session: Session,
+    smoothing_s: float = 5.0,
+    baseline_source: BaselineSource = "none",
+    baseline_session_id: uuid.UUID | None = None,
+) -> Review:
+    frame = sessions.session_frame(store, session)
+    smoothed = analytics.smooth(frame, smoothing_s)
+    base, label = baseline(store, session, frame, baseline_source, baseline_session_id)
+    return Review(
+        session=session,
+        frame=frame,
+        smoothed=smoothed,
+        summary=analytics.summarize(frame, smoothing_s),
+        annotations=store.list_annotations(session.id),
+        baseline=base,
+        baseline_label=label,
+    )
+
+
+def report(store: Store, review: Review, patient: Patient, clinician: Clinician) -> str:
+    """The printable HTML report; the export is audited."""
+    html = exports.session_report_html(patient, review.session, clinician, review.summary, review.figures(), review.annotations)
+    store.audit("export_report", "session", str(review.session.id))
+    return html
+
+
+def readings_csv(store: Store, review: Review) -> bytes:
+    data = exports.readings_csv(review.frame)
+    store.audit("export_csv", "session", str(review.session.id))
+    return data

@@ -1,0 +1,201 @@
+"""Session services: starting (in person, remote, from a recorded video), the live feed's cursor polling, annotations,
+stopping, and reading a whole session back for review."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from app import analytics, remote
+from settings import Settings
+from store.api import Store
+from store.errors import InvalidInput, PermissionDenied
+from store.models import Annotation, Device, Patient, Reading, Session
+
+DEVICE_ONLINE_WITHIN = timedelta(minutes=2)  # the Pi agent sends a heartbeat every few seconds while it runs
+READINGS_PAGE = 10_000
+MAX_ANNOTATION_LENGTH = 2000
+
+
+# --- starting and stopping ----------------------------------------------------------------------------------------------
+
+
+def require_consent(patient: Patient) -> None:
+    """Checked here for a clear message; the store enforces the same rule (PermissionDenied) whatever the caller."""
+    if not patient.consent_facial_analysis:
+        raise PermissionDenied(f"{patient.full_name} has not consented to facial analysis: record their consent first.")
+    if patient.archived:
+        raise PermissionDenied(f"{patient.full_name} is archived: restore the patient to start a session.")
+
+
+def start_in_person(store: Store, patient: Patient, device_id: uuid.UUID | None) -> Session:
+    require_consent(patient)
+    if device_id is None:
+        raise InvalidInput("Choose the room's camera (a registered Pi device) for an in-person session.")
+    return store.start_session(patient.id, "in_person", device_id=device_id)
+
+
+@dataclass(frozen=True)
+class RemoteStart:
+    session: Session
+    link: str  # shown once: only the token's hash is stored
+
+
+def start_remote(store: Store, settings: Settings, patient: Patient, ttl: timedelta = timedelta(hours=2)) -> RemoteStart:
+    require_consent(patient)
+    started = store.start_remote_session(patient.id, ttl=ttl)
+    return RemoteStart(started.session, remote.join_link(settings, started.token))
+
+
+def qr_png(link: str) -> bytes:
+    """A QR code of the join link, for a patient who opens it on a phone."""
+    import qrcode
+
+    image = qrcode.make(link, box_size=6, border=2)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def stop(store: Store, session_id: uuid.UUID) -> Session:
+    return store.end_session(session_id)
+
+
+def annotate(store: Store, session: Session, text: str, at: datetime | None = None) -> Annotation:
+    """A clinician's note at a moment of the session (now, by default)."""
+    text = text.strip()
+    if not text:
+        raise InvalidInput("The note is empty.")
+    if len(text) > MAX_ANNOTATION_LENGTH:
+        raise InvalidInput(f"The note is longer than {MAX_ANNOTATION_LENGTH} characters.")
+    return store.add_annotation(session.id, at or datetime.now(timezone.utc), text)
+
+
+def offset_time(session: Session, seconds: float) -> datetime:
+    """The moment `seconds` after the session start (for a note placed on the timeline after the fact)."""
+    start = session.started_at or session.created_at or datetime.now(timezone.utc)
+    return start + timedelta(seconds=seconds)
+
+
+# --- reading back -------------------------------------------------------------------------------------------------------
+
+
+def all_readings(store: Store, session_id: uuid.UUID) -> list[Reading]:
+    readings: list[Reading] = []
+    cursor = 0
+    while True:
+        page = store.readings_since(session_id, cursor, READINGS_PAGE)
+        readings += page.readings
+        if not page.readings or page.cursor == cursor:
+            return readings
+        cursor = page.cursor
+
+
+def session_frame(store: Store, session: Session) -> pd.DataFrame:
+    return analytics.readings_frame(all_readings(store, session.id), start=session.started_at)
+
+
+@dataclass
+class LiveFeed:
+    """The dashboard's state across its once-a-second refreshes: the cursor and every reading seen so far. Each poll
+    asks the store only for rows inserted after the cursor."""
+
+    session_id: uuid.UUID
+    started_at: datetime | None
+    cursor: int = 0
+    frame: pd.DataFrame = field(default_factory=analytics.empty_frame)
+    polls: int = 0
+
+    def poll(self, store: Store) -> int:
+        """Fetch new readings; returns how many arrived."""
+        page = store.readings_since(self.session_id, self.cursor, READINGS_PAGE)
+        self.polls += 1
+        if page.readings:
+            self.frame = analytics.append_readings(self.frame, page.readings, self.started_at)
+            self.cursor = page.cursor
+        return len(page.readings)
+
+    @property
+    def latest(self) -> pd.Series | None:
+        return None if self.frame.empty else self.frame.iloc[-1]
+
+
+# --- devices --------------------------------------------------------------------------------------------------------------
+
+
+def device_online(device: Device, now: datetime | None = None) -> bool:
+    now = now or datetime.now(timezone.utc)
+    return device.last_heartbeat is not None and now - device.last_heartbeat <= DEVICE_ONLINE_WITHIN
+
+
+def device_label(device: Device, now: datetime | None = None) -> str:
+    state = "online" if device_online(device, now) else "offline"
+    return f"{device.name} · {device.room} ({state})"
+
+
+def assigned_sessions(sessions: list[Session]) -> dict[uuid.UUID, Session]:
+    """Device id -> its live session (the one its agent is recording)."""
+    return {s.device_id: s for s in sessions if s.device_id is not None and s.status == "live"}
+
+
+# --- recorded video -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoImport:
+    session: Session
+    readings: int
+    frames_read: int
+    duration_s: float
+
+
+ProgressFn = Callable[[float, str], None]  # (fraction done 0..1, message)
+
+
+def import_video(
+    store: Store,
+    patient: Patient,
+    video_path: Path,
+    analyzer: object,
+    fps: float = 4.0,
+    on_progress: ProgressFn | None = None,
+) -> VideoImport:
+    """Analyse a recorded session video with the same code as `python -m pi_agent analyze`, then store the readings in
+    a new recorded_video session (ended when done). The video is analysed before the session is created, so an
+    unreadable file leaves nothing behind; the caller deletes the file afterwards (no video is kept)."""
+    from pi_agent.video import analyze_video, readings_for_session
+
+    require_consent(patient)
+
+    def progress(done: int, total: int | None) -> None:
+        if on_progress is not None:
+            fraction = min(done / total, 1.0) if total else 0.0
+            on_progress(fraction * 0.9, f"Analysed {done}/{total or '?'} frames")
+
+    analysis = analyze_video(video_path, analyzer, fps=fps, on_progress=progress)
+    session = store.start_session(patient.id, "recorded_video")
+    start = session.started_at or datetime.now(timezone.utc)
+    readings = readings_for_session(analysis, session.id, start)
+    inserted = 0
+    try:
+        for first in range(0, len(readings), 500):
+            inserted += store.insert_readings(readings[first : first + 500])
+            if on_progress is not None:
+                on_progress(0.9 + 0.1 * min(first + 500, len(readings)) / max(len(readings), 1), f"Saved {first + 500 if first + 500 < len(readings) else len(readings)} readings")
+    finally:
+        session = store.end_session(session.id)
+    return VideoImport(session, inserted, analysis.frames_read, analysis.duration_s)
+
+
+def default_video_analyzer(settings: Settings) -> object:
+    """The agent's frame analyser on the configured model (`pi_agent.vision`). Raises VisionError/ModelNotFoundError with
+    a message that says what to do."""
+    from pi_agent.vision import FrameAnalyzer, load_fer_analyze
+
+    return FrameAnalyzer(load_fer_analyze(settings.model_path))

@@ -1,0 +1,75 @@
+"""Small Streamlit pieces every page shares: the decision-support notice, query-parameter ids, formatting."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timezone
+
+import streamlit as st
+
+from store.models import Patient, Session
+
+DISCLAIMER = (
+    "Decision support, not a diagnosis: emotion estimates come from an automatic facial-expression model, can be wrong, "
+    "and must be interpreted by the clinician together with everything else they know about the patient."
+)
+
+EARLIEST_BIRTH = date(1900, 1, 1)
+MODE_LABELS = {"in_person": "In person (Pi camera)", "remote": "Remote (patient's browser)", "recorded_video": "Recorded video"}
+STATUS_ICONS = {"scheduled": "🕓", "live": "🔴", "ended": "✅"}
+
+
+_FLASH_KEY = "_psya_flash"
+
+
+def flash(message: str) -> None:
+    """A success message shown once on the next page rendered (survives st.rerun / st.switch_page)."""
+    st.session_state[_FLASH_KEY] = message
+
+
+def show_flash() -> None:
+    if message := st.session_state.pop(_FLASH_KEY, None):
+        st.success(message)
+
+
+def disclaimer() -> None:
+    st.caption(f":material/info: {DISCLAIMER}")
+
+
+def query_uuid(name: str) -> uuid.UUID | None:
+    """A UUID from the page's query string (`?patient=...`), or None when absent or malformed."""
+    raw = st.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        return None
+
+
+def format_time(moment: datetime | None) -> str:
+    if moment is None:
+        return "—"
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def format_date(day: date | None) -> str:
+    return day.isoformat() if day else "—"
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def patient_label(patient: Patient) -> str:
+    born = f" (born {patient.date_of_birth.isoformat()})" if patient.date_of_birth else ""
+    archived = " [archived]" if patient.archived else ""
+    return f"{patient.full_name}{born}{archived}"
+
+
+def session_label(session: Session, patient_name: str | None = None) -> str:
+    who = f"{patient_name} · " if patient_name else ""
+    return f"{STATUS_ICONS.get(session.status, '')} {who}{MODE_LABELS.get(session.mode, session.mode)} · {format_time(session.started_at or session.created_at)}"

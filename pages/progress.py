@@ -1,0 +1,39 @@
+"""Treatment progress of one patient (/progress?patient=...): emotion proportions per session, with trends."""
+
+import streamlit as st
+
+from app import charts, context, progress, ui
+from store.errors import NotFound
+
+ctx = context.require_clinician()
+st.title("Progress")
+ui.disclaimer()
+
+patients = ctx.store.list_patients(include_archived=True)
+if not patients:
+    st.info("No patients yet.")
+    st.stop()
+ids = [p.id for p in patients]
+by_id = {p.id: p for p in patients}
+wanted = ui.query_uuid("patient")
+patient_id = st.selectbox("Patient", ids, index=ids.index(wanted) if wanted in ids else 0, format_func=lambda i: ui.patient_label(by_id[i]), key="progress_patient")
+st.query_params["patient"] = str(patient_id)
+try:
+    patient = ctx.store.get_patient(patient_id)
+except NotFound:
+    st.error("This patient does not exist or is not one of yours.")
+    st.stop()
+
+result = progress.patient_progress(ctx.store, patient.id)
+if result.sessions == 0:
+    st.info(f"{patient.full_name} has no session with readings yet.")
+    st.stop()
+
+st.caption(progress.trend_sentence(result))
+st.markdown("**Mean emotion proportions per session** (dotted: trend)")
+st.plotly_chart(charts.progress_figure(result.frame, result.trends), key="progress_figure")
+st.markdown("**Valence index per session**")
+st.plotly_chart(charts.valence_progress_figure(result.frame, result.trends["valence"]), key="valence_figure")
+table = result.frame.drop(columns=["session_id"]).copy()
+table["started_at"] = table["started_at"].map(ui.format_time)
+st.dataframe(table.round(3), hide_index=True)

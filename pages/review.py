@@ -1,0 +1,115 @@
+"""Session review (/review?session=...): smoothed timeline, dominant band, distribution, valence, peaks, notes, an optional
+baseline, and the exports (CSV of readings, printable HTML report)."""
+
+import pandas as pd
+import streamlit as st
+
+from app import context, review, ui
+from store.errors import NotFound
+
+ctx = context.require_clinician()
+st.title("Session review")
+ui.show_flash()
+ui.disclaimer()
+
+names = {p.id: p.full_name for p in ctx.store.list_patients(include_archived=True)}
+session_id = ui.query_uuid("session")
+if session_id is None:
+    all_sessions = ctx.store.list_sessions()
+    if not all_sessions:
+        st.info("No session yet.")
+        st.stop()
+    by_id = {s.id: s for s in all_sessions}
+    chosen = st.selectbox("Session", list(by_id), format_func=lambda i: ui.session_label(by_id[i], names.get(by_id[i].patient_id)), index=None, placeholder="Choose a session")
+    if chosen is None:
+        st.stop()
+    st.query_params["session"] = str(chosen)
+    session_id = chosen
+
+try:
+    session = ctx.store.get_session(session_id)
+    patient = ctx.store.get_patient(session.patient_id)
+except NotFound:
+    st.error("This session does not exist or is not one of yours.")
+    st.stop()
+
+st.subheader(ui.session_label(session, patient.full_name))
+st.page_link("pages/patient.py", label=f"Patient: {patient.full_name}", icon=":material/person:", query_params={"id": str(patient.id)})
+
+smooth_col, baseline_col = st.columns(2)
+smoothing = smooth_col.slider("Smoothing window (seconds)", 0, 30, 5, key="smoothing")
+baseline_choice = baseline_col.radio(
+    "Neutral baseline",
+    ["none", "first_minute", "session"],
+    format_func={"none": "None", "first_minute": "First minute of this session", "session": "A calibration session"}.get,
+    horizontal=True,
+    key="baseline",
+)
+baseline_session_id = None
+if baseline_choice == "session":
+    others = [s for s in ctx.store.list_sessions(patient.id) if s.id != session.id]
+    if others:
+        others_by_id = {s.id: s for s in others}
+        baseline_session_id = baseline_col.selectbox("Calibration session", list(others_by_id), format_func=lambda i: ui.session_label(others_by_id[i]), key="baseline_session")
+    else:
+        baseline_col.caption("This patient has no other session to use as a baseline.")
+
+result = review.build(ctx.store, session, float(smoothing), baseline_choice, baseline_session_id)
+summary = result.summary
+if "viewed_sessions" not in st.session_state:
+    st.session_state.viewed_sessions = set()
+if session.id not in st.session_state.viewed_sessions:  # audit the view once, not on every widget change
+    ctx.store.audit("view", "session", str(session.id))
+    st.session_state.viewed_sessions.add(session.id)
+
+metrics = st.columns(4)
+metrics[0].metric("Readings", summary.readings)
+metrics[1].metric("Duration", ui.format_duration(summary.duration_s))
+metrics[2].metric("Most frequent", summary.dominant or "—")
+metrics[3].metric("Valence index", "—" if summary.valence_index is None else f"{summary.valence_index:+.2f}", help="mean of P(happy) − P(angry, disgust, fear, sad); −1 unpleasant … +1 pleasant")
+
+if summary.readings == 0:
+    st.info("This session has no readings.")
+else:
+    for index, (title, figure) in enumerate(result.figures()):
+        st.markdown(f"**{title}**")
+        st.plotly_chart(figure, key=f"review_figure_{index}")
+    peaks_col, notes_col = st.columns(2)
+    with peaks_col:
+        st.markdown("**Peaks**")
+        st.dataframe(
+            pd.DataFrame([{"At": ui.format_duration(p.t), "Emotion": p.label, "Probability": round(p.value, 2)} for p in summary.peaks], columns=["At", "Emotion", "Probability"]),
+            hide_index=True,
+        )
+    with notes_col:
+        st.markdown("**Notes**")
+        start = result.start
+        st.dataframe(
+            pd.DataFrame(
+                [{"At": ui.format_duration((pd.Timestamp(n.at) - start).total_seconds()) if start is not None else ui.format_time(n.at), "Note": n.text} for n in result.annotations],
+                columns=["At", "Note"],
+            ),
+            hide_index=True,
+        )
+
+st.subheader("Export")
+csv_col, report_col = st.columns(2)
+store, clinician = ctx.store, ctx.clinician
+# Generated (and audited) only when clicked: the callables run when the clinician downloads.
+csv_col.download_button(
+    "Readings (CSV)",
+    data=lambda: review.readings_csv(store, result),
+    file_name=f"{review.exports.export_file_name(patient, session, 'csv')}",
+    mime="text/csv",
+    icon=":material/download:",
+    key="download_csv",
+)
+report_col.download_button(
+    "Printable report (HTML)",
+    data=lambda: review.report(store, result, patient, clinician),
+    file_name=f"{review.exports.export_file_name(patient, session, 'html')}",
+    mime="text/html",
+    icon=":material/print:",
+    key="download_report",
+)
+st.caption("Open the report in a browser and print it (or save it as PDF).")

@@ -1,0 +1,98 @@
+"""Start a session (in person with a Pi camera, remote with a join link, or from a recorded video) and list sessions."""
+
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import streamlit as st
+
+from app import context, sessions, ui
+from store.errors import InvalidInput, PermissionDenied, StoreError
+
+ctx = context.require_clinician()
+st.title("Sessions")
+ui.show_flash()
+ui.disclaimer()
+
+eligible = [p for p in ctx.store.list_patients() if p.consent_facial_analysis and not p.archived]
+names = {p.id: p.full_name for p in ctx.store.list_patients(include_archived=True)}
+wanted = ui.query_uuid("patient")
+
+st.subheader("Start a session")
+if not eligible:
+    st.info("No patient has consented to facial analysis yet: record consent on the patient's page first.")
+else:
+    ids = [p.id for p in eligible]
+    by_id = {p.id: p for p in eligible}
+    patient_id = st.selectbox("Patient", ids, index=ids.index(wanted) if wanted in ids else 0, format_func=lambda i: ui.patient_label(by_id[i]), key="start_patient")
+    patient = by_id[patient_id]
+    mode = st.radio("Mode", list(ui.MODE_LABELS), format_func=ui.MODE_LABELS.get, horizontal=True, key="start_mode")
+
+    if mode == "in_person":
+        devices = ctx.store.list_devices()
+        if not devices:
+            st.warning("No Pi device is registered: add the room's camera on the Devices page.")
+            st.page_link("pages/devices.py", label="Devices", icon=":material/memory:")
+        else:
+            device_ids = [d.id for d in devices]
+            device_by_id = {d.id: d for d in devices}
+            device_id = st.selectbox("Room camera (Pi device)", device_ids, format_func=lambda i: sessions.device_label(device_by_id[i]), key="start_device")
+            if not sessions.device_online(device_by_id[device_id]):
+                st.caption("This device has sent no heartbeat in the last 2 minutes: check that its agent is running.")
+            if st.button("Start in-person session", type="primary", icon=":material/play_arrow:"):
+                try:
+                    session = sessions.start_in_person(ctx.store, patient, device_id)
+                except (InvalidInput, PermissionDenied, StoreError) as error:
+                    st.error(str(error))
+                else:
+                    ui.flash(f"Session started for {patient.full_name}: the camera starts recording within a few seconds.")
+                    st.switch_page("pages/live.py", query_params={"session": str(session.id)})
+
+    elif mode == "remote":
+        hours = st.select_slider("The link expires after", options=[1, 2, 4, 8, 24], value=2, format_func=lambda h: f"{h} h")
+        if st.button("Start remote session", type="primary", icon=":material/videocam:"):
+            try:
+                started = sessions.start_remote(ctx.store, ctx.settings, patient, ttl=timedelta(hours=hours))
+            except (InvalidInput, PermissionDenied, StoreError) as error:
+                st.error(str(error))
+            else:
+                # The plain token exists only now: keep the link in this browser session to show it on the dashboard.
+                st.session_state.setdefault("join_links", {})[str(started.session.id)] = started.link
+                ui.flash(f"Remote session started for {patient.full_name}. Send the patient the join link below.")
+                st.switch_page("pages/live.py", query_params={"session": str(started.session.id)})
+
+    else:
+        st.caption("The video is analysed on this server with the same code as `python -m pi_agent analyze`; only the "
+                   "emotion readings are kept, the video file is deleted afterwards.")
+        upload = st.file_uploader("Session video", type=["mp4", "avi", "mov", "mkv", "webm", "m4v"], key="video_upload")
+        fps = st.slider("Analysed frames per second of video", 1.0, 10.0, 4.0, 1.0)
+        if upload is not None and st.button("Analyse video", type="primary", icon=":material/movie:"):
+            bar = st.progress(0.0, text="Loading the model…")
+            suffix = Path(upload.name).suffix or ".mp4"
+            with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
+                handle.write(upload.getbuffer())
+                handle.flush()
+                try:
+                    analyzer = sessions.default_video_analyzer(ctx.settings)
+                    result = sessions.import_video(ctx.store, patient, Path(handle.name), analyzer, fps=fps, on_progress=lambda f, m: bar.progress(f, text=m))
+                except (ValueError, RuntimeError, OSError, StoreError) as error:  # bad file, model missing, database down
+                    bar.empty()
+                    st.error(f"The video could not be analysed: {error}")
+                else:
+                    bar.progress(1.0, text="Done")
+                    ui.flash(f"Analysed {ui.format_duration(result.duration_s)} of video: {result.readings} readings saved.")
+                    st.switch_page("pages/review.py", query_params={"session": str(result.session.id)})
+
+st.subheader("Live now")
+live = ctx.store.list_sessions(status="live")
+if not live:
+    st.caption("No live session.")
+for session in live:
+    st.page_link("pages/live.py", label=ui.session_label(session, names.get(session.patient_id)), query_params={"session": str(session.id)})
+
+st.subheader("Recent sessions")
+ended = ctx.store.list_sessions(status="ended")[:20]
+if not ended:
+    st.caption("No finished session yet.")
+for session in ended:
+    st.page_link("pages/review.py", label=ui.session_label(session, names.get(session.patient_id)), query_params={"session": str(session.id)})
