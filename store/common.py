@@ -1,0 +1,84 @@
+"""Pieces both backends share: actor -> database role and JWT claims, secrets hashing, SQL error mapping."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import date, datetime
+
+from store.api import Actor
+from store.errors import InvalidInput, InvalidToken, NotFound, PermissionDenied, SessionNotLive, StoreError
+
+PATIENT_FIELDS = ("full_name", "date_of_birth", "diagnosis", "in_treatment_since", "contact", "notes")
+# column -> validation field name for text columns of patients
+PATIENT_TEXT_FIELDS = {"full_name": "full_name", "diagnosis": "diagnosis", "contact": "contact", "notes": "notes"}
+
+
+def role_and_claims(actor: Actor) -> tuple[str, dict[str, str]]:
+    """The database role and JWT claims PostgREST would set for this actor (see the RLS migration's header)."""
+    if actor.kind == "system":
+        return "service_role", {"role": "service_role"}
+    if actor.kind == "clinician":
+        if actor.id is None or actor.role is None:
+            raise PermissionDenied("a clinician actor needs an id and a role")
+        return "authenticated", {"role": "authenticated", "actor": "clinician", "sub": str(actor.id),
+                                 "app_role": actor.role}
+    if actor.kind == "device":
+        if actor.id is None:
+            raise PermissionDenied("a device actor needs an id")
+        return "authenticated", {"role": "authenticated", "actor": "device", "sub": str(actor.id)}
+    if actor.kind == "remote":
+        return "anon", {"role": "anon"}
+    raise PermissionDenied(f"unknown actor kind {actor.kind!r}")
+
+
+def new_secret() -> str:
+    """An unguessable device key or join token (256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    """sha256 hex: enough for 256-bit random secrets (no dictionary to attack), and computable in SQL for lookups."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def secret_matches(secret: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret), stored_hash)
+
+
+def error_from_database_message(message: str) -> StoreError | None:
+    """Map the prefixes our SQL functions raise (see the reading functions migration) to store errors."""
+    text = message.strip()
+    if text.startswith("invalid_token"):
+        return InvalidToken("the join link is unknown, expired, or its session has ended")
+    if text.startswith("session_not_live:"):
+        return SessionNotLive(text.partition(":")[2].strip())
+    if text.startswith("not_found:"):
+        return NotFound(text.partition(":")[2].strip())
+    if text.startswith("invalid_input:"):
+        return InvalidInput(text.partition(":")[2].strip())
+    return None
+
+
+def require_clinician(actor: Actor, what: str) -> None:
+    if actor.kind != "clinician" or actor.id is None:
+        raise PermissionDenied(f"only a clinician may {what} (acting as {actor.label})")
+
+
+def require_device(actor: Actor, what: str) -> None:
+    if actor.kind != "device" or actor.id is None:
+        raise PermissionDenied(f"only a device may {what} (acting as {actor.label})")
+
+
+def require_system(actor: Actor, what: str) -> None:
+    if actor.kind != "system":
+        raise PermissionDenied(f"only the system actor may {what} (acting as {actor.label})")
+
+
+def escape_like(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def iso(value: date | datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

@@ -1,0 +1,178 @@
+"""Input checks shared by every backend, so bad input fails the same way (InvalidInput naming the field) everywhere.
+
+The SQL schema enforces the same rules again (CHECK constraints): this layer exists for clear messages and to reject a
+whole batch before anything is sent.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from numbers import Real
+
+from fer.labels import LABELS
+from store.errors import InvalidInput
+from store.models import READING_SOURCES, RECORD_KINDS, ROLES, SESSION_MODES, SESSION_STATUSES, Reading
+
+PROBABILITY_SUM_TOLERANCE = 1e-3
+
+# Longest accepted text per field (characters); the migrations carry the same limits as CHECK constraints.
+TEXT_LIMITS: dict[str, int] = {
+    "username": 64,
+    "display_name": 200,
+    "password_hash": 200,
+    "full_name": 200,
+    "diagnosis": 2000,
+    "contact": 500,
+    "notes": 20000,
+    "consent_scope": 500,
+    "record_text": 20000,
+    "device_name": 100,
+    "room": 100,
+    "annotation_text": 2000,
+    "audit_action": 64,
+    "audit_entity": 64,
+    "audit_entity_id": 200,
+    "search": 200,
+    "token": 200,
+}
+# Fields that may not be empty.
+REQUIRED_TEXT = {"username", "display_name", "password_hash", "full_name", "record_text", "device_name",
+                 "annotation_text", "audit_action", "audit_entity"}
+
+
+def text(field: str, value: object) -> str:
+    """A text value within its limit, with no NUL characters (PostgreSQL text cannot hold them)."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be text, got {type(value).__name__}")
+    if "\x00" in value:
+        raise InvalidInput(f"{field} contains a NUL character")
+    limit = TEXT_LIMITS[field]
+    if len(value) > limit:
+        raise InvalidInput(f"{field} is {len(value)} characters long; the limit is {limit}")
+    if field in REQUIRED_TEXT and not value.strip():
+        raise InvalidInput(f"{field} must not be empty")
+    return value
+
+
+def choice(field: str, value: object, allowed: Iterable[str]) -> str:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise InvalidInput(f"{field} must be one of {', '.join(allowed)}; got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def role(value: object) -> str:
+    return choice("role", value, ROLES)
+
+
+def session_mode(value: object) -> str:
+    return choice("mode", value, SESSION_MODES)
+
+
+def session_status(value: object) -> str:
+    return choice("status", value, SESSION_STATUSES)
+
+
+def record_kind(value: object) -> str:
+    return choice("kind", value, RECORD_KINDS)
+
+
+def optional_date(field: str, value: object) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise InvalidInput(f"{field} must be a date, got {type(value).__name__}")
+    return value
+
+
+def aware_datetime(field: str, value: object) -> datetime:
+    if not isinstance(value, datetime):
+        raise InvalidInput(f"{field} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(f"{field} must be timezone-aware (e.g. datetime.now(timezone.utc))")
+    return value
+
+
+def a_uuid(field: str, value: object) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidInput(f"{field} must be a UUID, got {value!r}") from None
+
+
+def probabilities(values: object) -> tuple[float, ...]:
+    """7 finite numbers in [0, 1], in fer.labels.LABELS order, summing to 1 within PROBABILITY_SUM_TOLERANCE."""
+    try:
+        items = list(values)  # type: ignore[arg-type]
+    except TypeError:
+        raise InvalidInput(f"probabilities must be a sequence of {len(LABELS)} numbers") from None
+    if len(items) != len(LABELS):
+        raise InvalidInput(f"probabilities must have {len(LABELS)} values ({', '.join(LABELS)}), got {len(items)}")
+    result: list[float] = []
+    for label, item in zip(LABELS, items):
+        if isinstance(item, bool) or not isinstance(item, Real):
+            raise InvalidInput(f"probability of {label} must be a number, got {item!r}")
+        number = float(item)
+        if not math.isfinite(number):
+            raise InvalidInput(f"probability of {label} is {number}")
+        if number < 0 or number > 1:
+            raise InvalidInput(f"probability of {label} is {number}, outside [0, 1]")
+        result.append(number)
+    total = math.fsum(result)
+    if abs(total - 1.0) > PROBABILITY_SUM_TOLERANCE:
+        raise InvalidInput(f"probabilities sum to {total:.6f}, not 1 (tolerance {PROBABILITY_SUM_TOLERANCE})")
+    return tuple(result)
+
+
+def reading(item: object) -> Reading:
+    if not isinstance(item, Reading):
+        raise InvalidInput(f"expected a store.models.Reading, got {type(item).__name__}")
+    a_uuid("reading id", item.id)
+    a_uuid("session_id", item.session_id)
+    aware_datetime("captured_at", item.captured_at)
+    probabilities(item.probabilities)
+    choice("source", item.source, READING_SOURCES)
+    if isinstance(item.faces, bool) or not isinstance(item.faces, int) or not 0 <= item.faces <= 100:
+        raise InvalidInput(f"faces must be an integer in [0, 100], got {item.faces!r}")
+    if item.box is not None:
+        box = tuple(item.box)
+        if len(box) != 4 or any(isinstance(v, bool) or not isinstance(v, int) for v in box):
+            raise InvalidInput(f"box must be 4 integers (x, y, w, h), got {item.box!r}")
+        if box[2] <= 0 or box[3] <= 0:
+            raise InvalidInput(f"box width and height must be positive, got {item.box!r}")
+        if any(abs(v) > 2**31 - 1 for v in box):
+            raise InvalidInput(f"box values out of range: {item.box!r}")
+    return item
+
+
+def readings(items: Sequence[Reading]) -> list[Reading]:
+    """Check a whole batch before anything is written (all or nothing)."""
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        raise InvalidInput("readings must be a sequence of Reading")
+    checked = []
+    for index, item in enumerate(items):
+        try:
+            checked.append(reading(item))
+        except InvalidInput as error:
+            raise InvalidInput(f"reading {index}: {error}") from None
+    return checked
+
+
+def reading_row(item: Reading) -> dict[str, object]:
+    """The JSON object the SQL functions insert_readings / insert_remote_readings take for one reading."""
+    row: dict[str, object] = {
+        "id": str(item.id),
+        "session_id": str(item.session_id),
+        "captured_at": item.captured_at.isoformat(),
+        "faces": item.faces,
+        "source": item.source,
+    }
+    row.update({label: float(p) for label, p in zip(LABELS, item.probabilities)})
+    if item.box is not None:
+        row.update(zip(("box_x", "box_y", "box_w", "box_h"), (int(v) for v in item.box)))
+    return row
