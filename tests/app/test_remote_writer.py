@@ -108,6 +108,22 @@ def test_a_failed_write_keeps_the_batch_and_retries_until_stored(clinician_store
     assert sorted(stored_ids(clinician_store, remote_join.session.id)) == sorted(r.id for r in readings)
 
 
+def test_readings_made_while_the_database_is_down_are_stored_once_it_is_back(
+    postgres_server, clinician_store, system_store, remote_join
+):
+    writer = ReadingBatchWriter(remote_writer(system_store, remote_join.token), interval_s=0.2, max_backoff_s=0.5)
+    readings = make_readings(remote_join.session.id, 10)
+    with postgres_server.outage():
+        for reading in readings:
+            writer.add(reading)
+        assert wait_until(lambda: writer.status().failed_attempts >= 1, timeout=60)
+        status = writer.status()
+        assert status.written == 0 and status.pending == 10 and status.last_error
+    assert wait_until(lambda: writer.status().written == 10, timeout=60)
+    writer.stop()
+    assert sorted(stored_ids(clinician_store, remote_join.session.id)) == sorted(r.id for r in readings)
+
+
 def test_a_retry_after_a_lost_acknowledgement_does_not_double_readings(clinician_store, system_store, remote_join):
     write = CountingWrite(remote_writer(system_store, remote_join.token), fail_after_commit=1)
     writer = ReadingBatchWriter(write, interval_s=0.2)

@@ -63,13 +63,13 @@ def chromium_path() -> Path:
 
 
 @pytest.fixture
-def app_server(tmp_path: Path, fresh_database_url: str, model_env: dict[str, str], chromium_path) -> Iterator[RunningApp]:
+def app_server(tmp_path: Path, database_url: str, model_env: dict[str, str], chromium_path) -> Iterator[RunningApp]:
     """`streamlit run streamlit_app.py` on a free port against a fresh database; stopped at the end."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
-        "DATABASE_URL": fresh_database_url,
+        "DATABASE_URL": database_url,
         "PSYA_DATA_DIR": str(tmp_path / "data"),
         "PSYA_SECRETS_FILE": str(tmp_path / "no-secrets.toml"),
         "PUBLIC_BASE_URL": url,
@@ -131,17 +131,26 @@ def app_store(app_server: RunningApp):
 
 
 @pytest.fixture
-def clinician(app_store):
+def app_clinician(app_store):
+    """The first (admin) clinician of the fresh database, made the way the app's first-run form makes it."""
     from app import auth
 
     return auth.create_first_admin(app_store, CLINICIAN_USERNAME, "Dr Remote", CLINICIAN_PASSWORD, CLINICIAN_PASSWORD)
 
 
 @pytest.fixture
-def clinician_store(app_store, clinician):
+def app_clinician_store(app_store, app_clinician):
     from store.api import Actor
 
-    return app_store.as_actor(Actor.for_clinician(clinician))
+    return app_store.as_actor(Actor.for_clinician(app_clinician))
+
+
+@pytest.fixture(scope="module")
+def playwright_instance():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield playwright
 
 
 def start_remote_session(clinician_store, name: str) -> RemoteJoin:
@@ -188,10 +197,10 @@ def face_images(fer2013_dir: Path) -> list[Path]:
 
 
 def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
-    app_server, clinician_store, face_images, tmp_path, playwright_instance
+    app_server, app_clinician_store, face_images, tmp_path, playwright_instance
 ):
     video = make_face_video(face_images, tmp_path / "patient.y4m")
-    join = start_remote_session(clinician_store, "Remote Patient One")
+    join = start_remote_session(app_clinician_store, "Remote Patient One")
     link = join_link(app_server.settings, join.token)
     assert link.startswith(app_server.url + "/join?token=")
 
@@ -199,12 +208,12 @@ def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
     try:
         page = join_as_patient(browser, link)
         started = time.monotonic()
-        first = wait_for_readings(clinician_store, join.session.id, 1, timeout=60)
+        first = wait_for_readings(app_clinician_store, join.session.id, 1, timeout=60)
         time_to_first = time.monotonic() - started
         assert first, f"no reading arrived within 60 s; app log:\n{app_server.log_path.read_text()[-4000:]}"
         print(f"\ntime from 'Start camera' to the first stored reading: {time_to_first:.2f} s")
 
-        readings = wait_for_readings(clinician_store, join.session.id, 8, timeout=60)
+        readings = wait_for_readings(app_clinician_store, join.session.id, 8, timeout=60)
         assert len(readings) >= 8
         assert all(r.session_id == join.session.id and r.source == "remote" for r in readings)
         assert all(abs(sum(r.probabilities) - 1) < 1e-3 for r in readings)
@@ -218,26 +227,26 @@ def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
         dashboard.screenshot(path=str(tmp_path / "clinician-dashboard.png"))
 
         # The clinician ends the session: the patient's page says so and no more readings are accepted.
-        clinician_store.end_session(join.session.id)
+        app_clinician_store.end_session(join.session.id)
         page.get_by_text("session has ended").first.wait_for(timeout=30_000)
     finally:
         browser.close()
 
 
 def test_three_patients_at_once_each_reading_lands_in_its_own_session(
-    app_server, clinician_store, face_images, tmp_path, playwright_instance
+    app_server, app_clinician_store, face_images, tmp_path, playwright_instance
 ):
     patients = []
     for index, face_box in enumerate(PATIENT_FACE_BOXES):
         video = make_face_video(face_images, tmp_path / f"patient-{index}.y4m", face_box=face_box)
-        join = start_remote_session(clinician_store, f"Remote Patient {index}")
+        join = start_remote_session(app_clinician_store, f"Remote Patient {index}")
         patients.append((video, join))
 
     browsers = [launch_chromium(playwright_instance, video) for video, _ in patients]
     try:
         for browser, (_, join) in zip(browsers, patients):
             join_as_patient(browser, join_link(app_server.settings, join.token))
-        per_session = {join.session.id: wait_for_readings(clinician_store, join.session.id, 5, timeout=120) for _, join in patients}
+        per_session = {join.session.id: wait_for_readings(app_clinician_store, join.session.id, 5, timeout=120) for _, join in patients}
     finally:
         for browser in browsers:
             browser.close()
@@ -256,9 +265,9 @@ def test_three_patients_at_once_each_reading_lands_in_its_own_session(
             assert x <= centre_x <= x + w, f"reading {reading.id} box {reading.box} is not inside {video.face_box}"
 
 
-def test_invalid_or_ended_links_show_a_message_and_no_camera(app_server, clinician_store, tmp_path, playwright_instance, chromium_path):
-    ended = start_remote_session(clinician_store, "Ended Session Patient")
-    clinician_store.end_session(ended.session.id)
+def test_invalid_or_ended_links_show_a_message_and_no_camera(app_server, app_clinician_store, tmp_path, playwright_instance, chromium_path):
+    ended = start_remote_session(app_clinician_store, "Ended Session Patient")
+    app_clinician_store.end_session(ended.session.id)
     browser = playwright_instance.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
     try:
         page = browser.new_page()
