@@ -1,5 +1,5 @@
-"""Fixtures for the agent's tests: a real PostgreSQL of the agent's own (so outage tests can stop and restart it without
-disturbing other packages), a clinic with a registered device and a live in-person session, a clip of real FER2013
+"""Fixtures for the agent's tests: on the shared real PostgreSQL (tests/conftest.py: `postgres_server` with
+stop/start for outages, a fresh `database_url` per test), a clinic with a registered device and a live in-person session, a clip of real FER2013
 faces, and a model (the shipped one, else an anchor from ../shared with a sidecar written here)."""
 
 from __future__ import annotations
@@ -16,46 +16,11 @@ from pathlib import Path
 import pytest
 
 from bench.agent import make_face_clip
-from store.api import Actor, Store
+from store.api import Store
 from store.models import NewPatient, Session
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_MODEL = PROJECT_ROOT / "fer" / "models" / "fer_edge_int8.tflite"
-
-
-@dataclass
-class PostgresServer:
-    server: object  # store.embedded.EmbeddedPostgres
-    url: str
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def start(self) -> None:
-        self.server.start()
-
-
-@pytest.fixture(scope="session")
-def agent_postgres(tmp_path_factory) -> PostgresServer:
-    from store.embedded import EmbeddedPostgres
-
-    data_dir = tmp_path_factory.mktemp("agent-pg")
-    server = EmbeddedPostgres(data_dir)
-    try:
-        url = server.ensure_running(migrate=True)
-    except Exception as error:  # no usable embedded server here: the DB tests cannot run
-        pytest.skip(f"embedded PostgreSQL did not start: {error}")
-    yield PostgresServer(server, url)
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def agent_system_store(agent_postgres) -> Store:
-    from store.postgres import PostgresStore
-
-    store = PostgresStore.connect(agent_postgres.url)
-    yield store
-    store.close()
 
 
 @dataclass
@@ -89,15 +54,13 @@ class Clinic:
 
 
 @pytest.fixture
-def clinic(agent_system_store, agent_postgres) -> Clinic:
-    """A fresh clinician, patient with consent, and device (with its one-time key) in the agent's database."""
-    tag = uuid.uuid4().hex[:8]
-    clinician = agent_system_store.create_clinician(f"dr_{tag}", f"Dr {tag}", "not-a-real-hash", "clinician")
-    as_clinician = agent_system_store.as_actor(Actor.for_clinician(clinician))
-    patient = as_clinician.create_patient(NewPatient(full_name=f"Patient {tag}"))
-    as_clinician.record_consent(patient.id, True, date.today(), "facial analysis during sessions")
-    registration = as_clinician.register_device(f"pi-{tag}", "Room 1")
-    return Clinic(agent_system_store, as_clinician, registration.device.id, registration.key, patient.id, agent_postgres.url)
+def clinic(database_url, system_store, clinician, clinician_store) -> Clinic:
+    """A patient with consent and a registered device (with its one-time key) in a fresh database of this test's own
+    (fixtures `database_url`, `system_store`, `clinician_store` from tests/conftest.py)."""
+    patient = clinician_store.create_patient(NewPatient(full_name=f"Patient of {clinician.username}"))
+    clinician_store.record_consent(patient.id, True, date.today(), "facial analysis during sessions")
+    registration = clinician_store.register_device(f"pi-{uuid.uuid4().hex[:6]}", "Room 1")
+    return Clinic(system_store, clinician_store, registration.device.id, registration.key, patient.id, database_url)
 
 
 @pytest.fixture(scope="session")

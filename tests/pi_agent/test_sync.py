@@ -83,7 +83,7 @@ def test_wrong_device_key_is_a_clear_fatal_error(clinic, tmp_path):
 
 
 @pytest.mark.slow
-def test_outage_keeps_readings_spooled_then_sends_them(clinic, agent_postgres, tmp_path):
+def test_outage_keeps_readings_spooled_then_sends_them(clinic, postgres_server, tmp_path):
     session = clinic.start_session()
     spool = Spool(tmp_path / "spool.sqlite3")
     worker = make_worker(clinic, spool, manual_session=session.id)
@@ -92,14 +92,14 @@ def test_outage_keeps_readings_spooled_then_sends_them(clinic, agent_postgres, t
         spool.add(readings(session.id, 10))
         worker.wake()
         _wait_until(lambda: spool.pending_count() == 0, 20)
-        agent_postgres.stop()
+        postgres_server.stop()
         try:
             spool.add(readings(session.id, 30, datetime.now(timezone.utc) + timedelta(seconds=5)))
             worker.wake()
             time.sleep(3)
             assert spool.pending_count() == 30  # nothing sent, nothing lost
         finally:
-            agent_postgres.start()
+            postgres_server.start()
         _wait_until(lambda: spool.pending_count() == 0, 60)
     finally:
         worker.stop(flush_timeout=15)

@@ -1,0 +1,231 @@
+"""`python -m pi_agent run` as a real process, on a real clip of FER2013 faces, into a real PostgreSQL: it records only
+while a session is live for its device, survives the database going away and the process being killed without losing or
+doubling a reading, reconnects to a camera that stops, and exits 0 after flushing on SIGTERM."""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from fer.labels import LABELS
+from pi_agent.spool import Spool
+from tests.pi_agent.conftest import Clinic, start_agent
+
+pytestmark = pytest.mark.slow
+
+
+class RunningAgent:
+    def __init__(self, clinic: Clinic, tmp_path: Path, clip: Path, model: Path, *extra: str, env: dict | None = None):
+        self.clinic = clinic
+        self.data_dir = tmp_path / "agent-data"
+        self.log = tmp_path / "agent-output.log"
+        args = ["run", "--source", str(clip), "--fps", "4", "--model", str(model), *extra]
+        self.process = start_agent(args, clinic.env(tmp_path, **(env or {})), self.log)
+
+    @property
+    def spool_path(self) -> Path:
+        return self.data_dir / "agent_spool.sqlite3"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_for_output(self, text: str, timeout: float) -> None:
+        wait_until(lambda: text in self.output() or self.process.poll() is not None, timeout, f"agent to log {text!r}")
+        assert text in self.output(), f"agent exited ({self.process.returncode}) without logging {text!r}:\n{self.output()}"
+
+    def wait_for_count(self, text: str, times: int, timeout: float) -> None:
+        wait_until(lambda: self.output().count(text) >= times or self.process.poll() is not None, timeout,
+                   f"agent to log {text!r} {times} times")
+        assert self.output().count(text) >= times, f"agent exited ({self.process.returncode}):\n{self.output()}"
+
+    def terminate(self, timeout: float = 40) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"agent did not exit within {timeout} s of SIGTERM:\n{self.output()}")
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def spool_totals(self):
+        spool = Spool(self.spool_path)
+        try:
+            return spool.totals()
+        finally:
+            spool.close()
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.25)
+
+
+def stored(clinic: Clinic, session_id: uuid.UUID):
+    return clinic.clinician.readings_since(session_id).readings
+
+
+def assert_readings_are_sound(readings, frame_size=(640, 480)) -> None:
+    assert readings
+    for r in readings:
+        assert r.source == "pi"
+        assert len(r.probabilities) == len(LABELS)
+        assert math.isclose(sum(r.probabilities), 1.0, abs_tol=1e-3)
+        x, y, w, h = r.box
+        assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= frame_size[0] + 2 and y + h <= frame_size[1] + 2
+        assert r.faces >= 1
+    times = [r.captured_at for r in readings]
+    assert len(set(times)) == len(times), "two readings of one analysed frame: largest-face-only or a duplicate"
+
+
+def test_records_only_while_a_session_is_live_then_flushes_on_sigterm(clinic, face_clip, model_path, tmp_path):
+    agent = RunningAgent(clinic, tmp_path, face_clip, model_path)
+    try:
+        agent.wait_for_output("no live session for this device", 60)
+        time.sleep(2)
+        assert "camera opened" not in agent.output()  # idle: the camera stays closed
+        session = clinic.start_session()
+        agent.wait_for_output(f"session {session.id} is live", 30)
+        wait_until(lambda: len(stored(clinic, session.id)) >= 12, 90, "12 readings in the database")
+        clinic.clinician.end_session(session.id)
+        agent.wait_for_output("no live session for this device: idle", 30)
+        time.sleep(2)
+        code = agent.terminate()
+    finally:
+        if agent.process.poll() is None:
+            agent.kill()
+    assert code == 0, agent.output()
+    assert "received SIGTERM" in agent.output()
+    readings = stored(clinic, session.id)
+    assert_readings_are_sound(readings)
+    totals = agent.spool_totals()
+    # Every reading captured reached the database or, if the session ended before it was sent, was kept aside.
+    assert totals.pending == 0
+    assert totals.acknowledged + totals.rejected == totals.spooled
+    assert len(readings) == totals.acknowledged
+    assert all(session.started_at <= r.captured_at for r in readings)
+    device = next(d for d in clinic.clinician.list_devices() if d.id == clinic.device_id)
+    assert device.last_heartbeat is not None
+
+
+def test_database_outage_mid_run_loses_and_doubles_nothing(clinic, postgres_server, face_clip, model_path, tmp_path):
+    session = clinic.start_session()
+    agent = RunningAgent(clinic, tmp_path, face_clip, model_path)
+    try:
+        wait_until(lambda: len(stored(clinic, session.id)) >= 4, 90, "first readings")
+        outage_start = datetime.now(timezone.utc)
+        postgres_server.stop()
+        try:
+            agent.wait_for_output("database unreachable", 30)
+            time.sleep(6)  # the agent keeps recording into its spool meanwhile
+        finally:
+            postgres_server.start()
+        outage_end = datetime.now(timezone.utc)
+        agent.wait_for_output("database reachable again", 60)
+        wait_until(lambda: agent.spool_totals().pending == 0, 60, "the spool to drain")
+        time.sleep(1.5)
+        code = agent.terminate()
+    finally:
+        if agent.process.poll() is None:
+            agent.kill()
+        if not postgres_server.is_running():
+            postgres_server.start()
+    assert code == 0, agent.output()
+    readings = stored(clinic, session.id)
+    assert_readings_are_sound(readings)
+    totals = agent.spool_totals()
+    assert totals.pending == 0 and totals.rejected == 0
+    assert len(readings) == totals.spooled  # exact: none lost, none doubled
+    during_outage = [r for r in readings if outage_start < r.captured_at < outage_end]
+    assert len(during_outage) >= 4, "readings captured while the database was down must arrive afterwards"
+
+
+def test_spooled_readings_survive_a_killed_agent_and_are_sent_after_restart(
+    clinic, postgres_server, face_clip, model_path, tmp_path
+):
+    session = clinic.start_session()
+    postgres_server.stop()
+    try:
+        # Database down from the start: with --session the agent records anyway, into its spool.
+        first = RunningAgent(clinic, tmp_path, face_clip, model_path, "--session", str(session.id))
+        try:
+            wait_until(lambda: first.spool_path.exists() and first.spool_totals().pending >= 8, 90, "8 spooled readings")
+        finally:
+            first.kill()  # SIGKILL: no flush, no goodbye
+        before_restart = Spool(first.spool_path)
+        spooled_ids = {r.id for r in before_restart.oldest(limit=100_000)}
+        before_restart.close()
+        assert len(spooled_ids) >= 8
+    finally:
+        postgres_server.start()
+    second = RunningAgent(clinic, tmp_path, face_clip, model_path, "--session", str(session.id))
+    try:
+        wait_until(lambda: spooled_ids <= {r.id for r in stored(clinic, session.id)}, 60, "the old spool to be sent")
+        code = second.terminate()
+    finally:
+        if second.process.poll() is None:
+            second.kill()
+    assert code == 0, second.output()
+    readings = stored(clinic, session.id)
+    totals = second.spool_totals()
+    assert totals.pending == 0 and totals.rejected == 0
+    assert len(readings) == totals.spooled  # both runs together: every reading once
+    assert_readings_are_sound(readings)
+
+
+def test_sigterm_while_the_database_is_down_exits_promptly_and_keeps_the_readings(
+    clinic, postgres_server, face_clip, model_path, tmp_path
+):
+    session = clinic.start_session()
+    postgres_server.stop()
+    try:
+        agent = RunningAgent(clinic, tmp_path, face_clip, model_path, "--session", str(session.id))
+        try:
+            wait_until(lambda: agent.spool_path.exists() and agent.spool_totals().pending >= 4, 90, "spooled readings")
+            started = time.monotonic()
+            code = agent.terminate(timeout=40)
+            took = time.monotonic() - started
+        finally:
+            if agent.process.poll() is None:
+                agent.kill()
+    finally:
+        postgres_server.start()
+    assert code == 0, agent.output()
+    assert took < 30
+    totals = agent.spool_totals()
+    assert totals.pending == totals.spooled >= 4  # all kept for the next start
+    assert "still spooled (sent at next start)" in agent.output()
+
+
+def test_a_camera_that_stops_delivering_is_reconnected(clinic, fer2013_dir, model_path, tmp_path):
+    from bench.agent import make_face_clip
+
+    short_clip = tmp_path / "short.mp4"
+    make_face_clip(fer2013_dir, short_clip, seconds=2, fps=10)  # ends after 2 s, like a camera unplugged
+    session = clinic.start_session()
+    agent = RunningAgent(clinic, tmp_path, short_clip, model_path, "--session", str(session.id))
+    try:
+        agent.wait_for_count("camera lost", 1, 60)
+        agent.wait_for_count("camera reconnected", 1, 30)
+        agent.wait_for_count("camera lost", 2, 60)  # and again: the agent keeps trying
+        code = agent.terminate()
+    finally:
+        if agent.process.poll() is None:
+            agent.kill()
+    assert code == 0, agent.output()
+    assert "reconnecting in" in agent.output()
+    readings = stored(clinic, session.id)
+    assert_readings_are_sound(readings)
+    assert len(readings) == agent.spool_totals().spooled
