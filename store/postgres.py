@@ -463,6 +463,9 @@ class PostgresStore(Store):
         batch = check.readings(readings)
         if not batch:
             return 0
+        # grouped by session (stable: keeps capture order within a session) so concurrent batches take the per-session
+        # locks of the readings_assign_seq trigger in the same order and cannot deadlock
+        batch.sort(key=lambda r: str(r.session_id))
         payload = json.dumps([check.reading_row(r) for r in batch])
         with self._tx() as conn:
             return conn.execute("SELECT public.insert_readings(%s::jsonb) AS n", (payload,)).fetchone()["n"]

@@ -24,12 +24,7 @@ BEGIN
 END
 $$;
 
--- Serialise writers per session (transaction-scoped advisory lock): then every committed batch of a session holds
--- larger `seq` values than all batches committed before it, so a poller's cursor never skips a late-committing row.
-CREATE OR REPLACE FUNCTION app.lock_session_for_readings(p_session uuid) RETURNS void
-LANGUAGE sql AS $$ SELECT pg_advisory_xact_lock(hashtextextended('readings:' || p_session::text, 0)) $$;
-
--- For clinicians and devices: RLS (readings_insert) decides who may write where; this adds clear errors and the lock.
+-- For clinicians and devices: RLS (readings_insert) decides who may write where; this adds clear errors.
 CREATE OR REPLACE FUNCTION public.insert_readings(p_readings jsonb) RETURNS integer
 LANGUAGE plpgsql SECURITY INVOKER SET search_path = public, pg_temp AS $$
 DECLARE
@@ -40,7 +35,6 @@ BEGIN
         RAISE EXCEPTION 'invalid_input: readings must be a JSON array';
     END IF;
     FOR sid IN SELECT DISTINCT (r ->> 'session_id')::uuid FROM jsonb_array_elements(p_readings) r ORDER BY 1 LOOP
-        PERFORM app.lock_session_for_readings(sid);
         SELECT s.status INTO current_status FROM public.sessions s WHERE s.id = sid;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'not_found: session %', sid;
@@ -96,7 +90,6 @@ BEGIN
                WHERE (r ->> 'session_id') IS DISTINCT FROM sid::text OR (r ->> 'source') IS DISTINCT FROM 'remote') THEN
         RAISE EXCEPTION 'invalid_input: remote readings must be for the token''s session with source remote';
     END IF;
-    PERFORM app.lock_session_for_readings(sid);
     RETURN app.insert_reading_rows(p_readings);
 END
 $$;
@@ -140,4 +133,3 @@ GRANT EXECUTE ON FUNCTION public.session_for_token(text), public.insert_remote_r
     TO anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION app.insert_reading_rows(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.insert_reading_rows(jsonb) TO authenticated, service_role;
-GRANT EXECUTE ON FUNCTION app.lock_session_for_readings(uuid) TO authenticated, service_role;
