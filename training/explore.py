@@ -54,7 +54,7 @@ def sample_grid_png(data: Dataset, path: Path, seed: int = 0) -> None:
             ax = axes[row, col]
             ax.axis("off")
             if col < len(chosen):
-                ax.imshow(data.images[chosen[col]], cmap="gray", vmin=0, vmax=255)
+                ax.imshow(data.images[chosen[col]], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         axes[row, 0].set_title(label, fontsize=8, loc="left")
     _save(fig, path)
 

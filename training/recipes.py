@@ -25,5 +25,5 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     # What the seed notebook did: Adam 1e-5, batch 64, no augmentation, plain cross-entropy.
     "ednn": Recipe(64, 1e-5, "adam", 0.0, 0, False, 0.0, False, 0.0, 1000),
-    "edge_xs": Recipe(128, 3e-3, "adamw", 1e-4, 3, True, 0.1, True, 0.5, 25),
+    "edge_xs": Recipe(128, 2e-3, "adamw", 1e-4, 3, True, 0.1, True, 0.5, 25),
 }
