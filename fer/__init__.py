@@ -1,0 +1,29 @@
+"""`fer`: the vision core of Psychopathology Assistant: find faces, classify their expression, on LiteRT.
+
+    import fer
+    for face in fer.analyze(frame_bgr):             # uint8 frame from OpenCV (gray, BGR or RGB with color="rgb")
+        print(face.box, face.dominant, face.probabilities)
+
+    clf = fer.EmotionClassifier.load()             # the shipped model (fer/models/fer_edge_int8.tflite + .json)
+    probs = clf.predict(faces)                     # uint8 (N, H, W) -> float32 (N, 7), LABELS order
+
+No database and no UI here: `pi_agent` and `app` build on this package.
+"""
+
+from fer.analyze import FaceResult, analyze, default_classifier, default_detector
+from fer.classifier import DEFAULT_MODEL_PATH, EmotionClassifier
+from fer.detection import BlazeFaceDetector, FaceBox, FaceDetector, HaarFaceDetector, make_detector
+from fer.errors import FerError, InvalidImageError, InvalidModelError, ModelNotFoundError, RuntimeNotFoundError
+from fer.labels import LABELS, NEGATIVE_LABELS, POSITIVE_LABELS
+from fer.metadata import ModelMetadata, read_metadata
+from fer.preprocess import face_crops, margin_crop
+from fer.runtime import default_runtime, find_runtime
+from fer.stream import FrameMetrics, MetricsMonitor, ProbabilitySmoother
+
+__all__ = [
+    "BlazeFaceDetector", "DEFAULT_MODEL_PATH", "EmotionClassifier", "FaceBox", "FaceDetector", "FaceResult",
+    "FerError", "FrameMetrics", "HaarFaceDetector", "InvalidImageError", "InvalidModelError", "LABELS",
+    "MetricsMonitor", "ModelMetadata", "ModelNotFoundError", "NEGATIVE_LABELS", "POSITIVE_LABELS",
+    "ProbabilitySmoother", "RuntimeNotFoundError", "analyze", "default_classifier", "default_detector",
+    "default_runtime", "face_crops", "find_runtime", "make_detector", "margin_crop", "read_metadata",
+]
