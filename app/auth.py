@@ -120,9 +120,16 @@ def attempt_login(store: Store, settings: Settings, username: str, password: str
     """Check a username and password against the store (system actor). Every outcome is recorded in the store, which
     keeps the failure counter and audits it."""
     now = now or datetime.now(timezone.utc)
-    clinician = store.get_clinician_by_username(normalize_username(username)) if username.strip() else None
+    try:
+        clinician = store.get_clinician_by_username(normalize_username(username)) if username.strip() else None
+    except InvalidInput:  # e.g. a NUL character or an overlong name: no such account
+        clinician = None
     if clinician is None:
         Hasher.check_pw(password, _DUMMY_HASH)
+        try:
+            store.record_login_result(normalize_username(username), False)  # audited: attempts on unknown names too
+        except InvalidInput:
+            pass  # e.g. an overlong name: nothing to record
         return LoginResult(None, WRONG_CREDENTIALS)
     if is_locked(clinician, now):
         return LoginResult(None, locked_message(clinician.locked_until), clinician.locked_until)

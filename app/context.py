@@ -23,7 +23,11 @@ def load_settings() -> Settings:
     return Settings.load()
 
 
-@st.cache_resource(show_spinner="Opening the database…")
+def _close_store(store: Store) -> None:
+    store.close()
+
+
+@st.cache_resource(show_spinner="Opening the database…", on_release=_close_store)
 def _cached_store(identity: str, _settings: Settings) -> Store:
     # `identity` is the cache key (the leading underscore keeps Settings, which holds a list, out of hashing):
     # one store per configured database, so a test process can point at several.

@@ -82,7 +82,7 @@ def sidebar_account(store: Store, clinician: Clinician) -> Clinician | None:
     """The signed-in clinician's name and the log-out button. Returns None when they just logged out."""
     with st.sidebar:
         st.caption(f"Signed in as **{clinician.display_name}** ({clinician.role})")
-        if st.button("Log out", key="logout", icon=":material/logout:"):
+        if st.button("Log out", key="logout_button", icon=":material/logout:"):
             log_out(store, clinician)
             return None
     return clinician

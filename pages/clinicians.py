@@ -19,7 +19,10 @@ with st.form("new_clinician", clear_on_submit=True):
     create = st.form_submit_button("Add clinician", type="primary")
 if create:
     try:
-        created = auth.create_clinician(ctx.store, username, display_name, password, confirmation, role)
+        # Accounts are created by the system actor (the store allows nothing else); the admin check is above, and the
+        # admin's own audit entry records who did it.
+        created = auth.create_clinician(context.system_store(ctx.settings), username, display_name, password, confirmation, role)
+        ctx.store.audit("create", "clinician", str(created.id))
     except (InvalidInput, StoreError) as error:
         st.error(str(error))
     else:
