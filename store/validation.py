@@ -173,6 +173,7 @@ def reading_row(item: Reading) -> dict[str, object]:
         "source": item.source,
     }
     row.update({label: float(p) for label, p in zip(LABELS, item.probabilities)})
-    if item.box is not None:
-        row.update(zip(("box_x", "box_y", "box_w", "box_h"), (int(v) for v in item.box)))
+    # every row has every key (PostgREST bulk inserts take their columns from the rows)
+    box = (None, None, None, None) if item.box is None else tuple(int(v) for v in item.box)
+    row.update(zip(("box_x", "box_y", "box_w", "box_h"), box))
     return row

@@ -108,11 +108,23 @@ class PostgresTestServer:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def private_temp_dir(prefix: str) -> Path:
+    """A temp dir of our own: pytest's tmp_path_factory prunes old `pytest-N` dirs, and with several test runs at once on
+    this machine it can delete a live database cluster from under a running server."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
-    server = PostgresTestServer(tmp_path_factory.mktemp("postgres"))
+def postgres_server():
+    import shutil
+
+    data_dir = private_temp_dir("psya-test-pg-")
+    server = PostgresTestServer(data_dir)
     yield server
     server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture
