@@ -41,8 +41,8 @@ if not check.ok:
 session = check.session
 assert session is not None
 
-agreed = st.checkbox("I have read the above and agree to facial analysis during this session.", key="join_consent")
 st.markdown(CONSENT_TEXT)
+agreed = st.checkbox("I have read the above and agree to facial analysis during this session.", key="join_consent")
 if not agreed:
     st.info("Tick the box above to turn on your camera.")
     st.stop()
