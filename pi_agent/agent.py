@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pi_agent.config import AgentConfig
-from pi_agent.metrics import ProcessMetrics
 from pi_agent.sources import Frame, FrameGrabber, SourceError, open_source
 from pi_agent.spool import Spool
 from pi_agent.sync import Backoff, DeviceLink, SyncWorker
@@ -60,7 +59,9 @@ class Agent:
         self._camera_retry_at = 0.0
         self._batch: list[Reading] = []
         self._batch_started = time.monotonic()
-        self._metrics = ProcessMetrics()
+        from fer import MetricsMonitor
+
+        self._metrics = MetricsMonitor()
         self._preview = config.preview
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
@@ -117,6 +118,7 @@ class Agent:
                 self._camera_lost(grabber)
             self._maybe_flush()
             return
+        self._camera_backoff.succeeded()
         analysis = self.analyzer.analyze(frame.image)
         self.stats.frames_analysed += 1
         if session_id is not None:
@@ -178,7 +180,8 @@ class Agent:
             log.info("camera reconnected: %s", self._grabber.source.description)
         else:
             log.info("camera opened: %s", self._grabber.source.description)
-        self._camera_backoff.succeeded()
+        # The back-off is reset by the first frame, not by opening: a camera that opens and fails at once must not be
+        # retried every second forever.
         return self._grabber
 
     def _camera_lost(self, grabber: FrameGrabber) -> None:
@@ -198,15 +201,17 @@ class Agent:
 
     # --- verbose and preview --------------------------------------------------------------------------------------
     def _print_metrics(self, analysis: FrameAnalysis) -> None:
-        usage = self._metrics.sample()
-        dominant = ", ".join(face.dominant for face in analysis.faces) or "no face"
+        """The seed's per-frame console block (fer.MetricsMonitor), in milliseconds."""
+        metrics = self._metrics.measure(analysis.results)
+        detection = ", ".join(f"{ms:.1f}" for ms in metrics.detection_ms) or f"{analysis.detection_ms:.1f} (no face)"
+        recorded = ", ".join(face.dominant.capitalize() for face in analysis.faces) or "no face"
         print(
-            f" * Time for face det.: {analysis.detection_ms:.1f} ms\n"
-            f" * Time for prediction: {analysis.prediction_ms:.1f} ms\n"
-            f" * Process ID: {usage.pid}\n"
-            f" * Memory {usage.memory_percent:.4f}%\n"
-            f" * CPU {usage.cpu_percent:.1f}%\n"
-            f" * Emotion: {dominant.capitalize()}\n",
+            f" * Time for face det.: {detection} ms\n"
+            f" * Time for prediction: {metrics.prediction_ms:.1f} ms\n"
+            f" * Process ID: {metrics.process_id}\n"
+            f" * Memory {metrics.memory_percent:.4f}%\n"
+            f" * CPU {metrics.cpu_percent:.1f}%\n"
+            f" * Emotion: {recorded} ({analysis.faces_found} face(s) in view)\n",
             flush=True,
         )
 

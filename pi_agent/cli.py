@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--env-file", type=Path, help="KEY=VALUE settings (default /etc/psychopathology-assistant/agent.env)")
     sub.add_argument("-m", "--model", type=Path, help="TFLite model with its JSON sidecar (default: the shipped model)")
-    sub.add_argument("--detector", choices=DETECTORS, help="face detector (default: fer's tuned default)")
+    sub.add_argument("--detector", choices=DETECTORS, help="face detector: default (fer's BlazeFace), blazeface or haar")
     sub.add_argument("--min-face", type=int, help="smallest face side in pixels (default 48)")
     sub.add_argument("--all-faces", action="store_true", help="analyse every face, not only the largest one")
     sub.add_argument("--threads", type=int, help="inference threads (default 1)")
@@ -128,6 +128,8 @@ def setup_logging(log_file: Path | None, max_bytes: int = 1_000_000, backups: in
     for handler in list(root.handlers):
         root.removeHandler(handler)
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The pool logs every failed reconnect (several a second, multi-line); the agent logs outages itself, once.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(formatter)
     root.addHandler(console)

@@ -18,7 +18,7 @@ from pathlib import Path
 from settings import Settings
 
 DEFAULT_ENV_FILE = Path("/etc/psychopathology-assistant/agent.env")
-DETECTORS: tuple[str, ...] = ("default", "haar")
+DETECTORS: tuple[str, ...] = ("default", "blazeface", "haar")  # "default": fer's own default (BlazeFace)
 
 
 class ConfigError(ValueError):

@@ -113,6 +113,7 @@ class SyncWorker:
         self._last_heartbeat = 0.0
         self._last_poll = 0.0
         self._outage_since: float | None = None
+        self._polled = False
 
     @property
     def current_session(self) -> SessionTarget | None:
@@ -200,7 +201,8 @@ class SyncWorker:
     def _set_session(self, session: Session | None) -> None:
         previous = self._target.session_id if self._target else None
         current = session.id if session else None
-        if current != previous:
+        first_answer, self._polled = not self._polled, True
+        if current != previous or first_answer:
             if current:
                 log.info("session %s is live for this device: recording", current)
             else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -20,7 +20,7 @@ class VisionError(RuntimeError):
 
 
 class FaceResultLike(Protocol):
-    box: tuple[int, int, int, int]
+    box: Sequence[int]  # fer.FaceBox: unpacks as x, y, w, h
     probabilities: Sequence[float]
     dominant: str
 
@@ -38,6 +38,7 @@ class FrameAnalysis:
     faces_found: int  # every face the detector found
     detection_ms: float
     prediction_ms: float
+    results: list = field(default_factory=list, repr=False)  # fer's own FaceResult objects, for its metrics helpers
 
 
 AnalyzeFn = Callable[[np.ndarray], Sequence[FaceResultLike]]
@@ -72,16 +73,21 @@ class FrameAnalyzer:
         detection_ms, prediction_ms = _timings(results, total_ms)
         chosen = results
         if self.largest_face_only and len(results) > 1:
-            chosen = [max(results, key=lambda r: r.box[2] * r.box[3])]
+            chosen = [max(results, key=lambda r: _area(r.box))]
         faces = [
             FaceReading(
-                box=tuple(int(round(v * scale)) for v in r.box),
+                box=tuple(int(round(v * scale)) for v in tuple(r.box)[:4]),
                 probabilities=tuple(float(p) for p in r.probabilities),
                 dominant=str(r.dominant),
             )
             for r in chosen
         ]
-        return FrameAnalysis(faces, len(results), detection_ms, prediction_ms)
+        return FrameAnalysis(faces, len(results), detection_ms, prediction_ms, results)
+
+
+def _area(box) -> int:
+    _, _, w, h = tuple(box)[:4]
+    return int(w) * int(h)
 
 
 def _timings(results: Sequence[FaceResultLike], total_ms: float) -> tuple[float, float]:
@@ -96,7 +102,20 @@ def _timings(results: Sequence[FaceResultLike], total_ms: float) -> tuple[float,
 
 def load_fer_analyze(model_path, detector: str = "default", min_face: int = 48, num_threads: int = 1) -> AnalyzeFn:
     """`fer.analyze` bound to one loaded model and detector. Raises VisionError with fer's message."""
-    raise NotImplementedError  # bound once fer lands (see git log)
+    import fer
+
+    try:
+        classifier = fer.EmotionClassifier.load(model_path, num_threads=num_threads)
+        face_detector = fer.make_detector(*(() if detector == "default" else (detector,)), min_face_pixels=min_face)
+    except (fer.FerError, ValueError) as error:
+        raise VisionError(f"cannot load the vision models: {error}") from error
+
+    def analyze(frame: np.ndarray) -> list:
+        # Every face is classified (one batch) so the reading can say how many were in view; the caller keeps the
+        # largest. fer returns them largest first.
+        return fer.analyze(frame, classifier=classifier, detector=face_detector)
+
+    return analyze
 
 
 def dominant_label(probabilities: Sequence[float]) -> str:
