@@ -10,7 +10,7 @@
 No database and no UI here: `pi_agent` and `app` build on this package.
 """
 
-from fer.analyze import FaceResult, analyze, default_classifier, default_detector
+from fer.analysis import FaceResult, analyze, default_classifier, default_detector
 from fer.classifier import DEFAULT_MODEL_PATH, EmotionClassifier
 from fer.detection import BlazeFaceDetector, FaceBox, FaceDetector, HaarFaceDetector, make_detector
 from fer.errors import FerError, InvalidImageError, InvalidModelError, ModelNotFoundError, RuntimeNotFoundError
