@@ -94,12 +94,21 @@ class PatientStream:
         return frame
 
     def on_video_ended(self) -> None:
+        """Called by streamlit-webrtc when the track ends, possibly on the event loop that carries every patient's
+        WebRTC traffic: never block here. Stopping (which writes the pending readings, retrying for a few seconds) runs
+        on its own thread."""
         with self._lock:
             analyzer, self._analyzer = self._analyzer, None
-        if analyzer is not None:
-            self._last_status = analyzer.stop()
-            log.info("remote stream for session %s ended: %s", self.session_id, self._last_status)
         _unregister(self)
+        if analyzer is not None:
+            threading.Thread(target=self._finish, args=(analyzer,), name=f"remote-finish-{self.session_id}", daemon=True).start()
+
+    def _finish(self, analyzer: RemoteAnalyzer) -> None:
+        status = analyzer.stop()
+        with self._lock:
+            if self._analyzer is None:  # a new START may already have begun a fresh analyzer: keep its status
+                self._last_status = status
+        log.info("remote stream for session %s ended: %s", self.session_id, status)
 
     # --- page thread ----------------------------------------------------------------------------------------------------
     def status(self) -> RemoteStatus | None:
