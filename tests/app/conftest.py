@@ -67,3 +67,27 @@ def signed_in_app(new_app, clinician):
     at = log_in(new_app(), clinician.username)
     assert not at.exception, at.exception
     return at
+
+
+def open_page(at: AppTest, page: str, **query: str) -> AppTest:
+    """Go to `page` (e.g. "pages/patient.py") with these query parameters, as a link in the app would."""
+    at.query_params = {k: str(v) for k, v in query.items()}
+    return at.switch_page(page).run()
+
+
+def page_text(at: AppTest) -> str:
+    """Every text-like element of the rendered page, for "does the page say X" checks."""
+    kinds = ("title", "header", "subheader", "markdown", "caption", "error", "warning", "info", "success", "code", "text", "metric")
+    parts: list[str] = []
+    for kind in kinds:
+        for element in getattr(at, kind):
+            value = getattr(element, "value", "")
+            label = getattr(element, "label", "")
+            parts.append(f"{label} {value}".strip())
+    return "\n".join(parts)
+
+
+def follow(at: AppTest, page: str) -> AppTest:
+    """After the app itself switched pages (st.switch_page), keep AppTest on that page for the next runs; AppTest would
+    otherwise request the page it was last switched to by the test. The app's query parameters are kept."""
+    return at.switch_page(page)

@@ -1,0 +1,41 @@
+"""Test data for the app tests: patients with consent, devices, sessions with synthetic readings written as the device."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+from fer.labels import LABELS
+from store.api import Actor, Store
+from store.models import NewPatient, Patient, Reading, Session
+
+
+def one_hot(label: str, weight: float = 0.85) -> tuple[float, ...]:
+    rest = (1.0 - weight) / 6
+    return tuple(weight if name == label else rest for name in LABELS)
+
+
+def consenting_patient(store: Store, name: str = "Alice Example", **fields) -> Patient:
+    patient = store.create_patient(NewPatient(name, **fields))
+    return store.record_consent(patient.id, True, date.today(), "facial analysis in sessions")
+
+
+def synthetic_readings(session: Session, labels: list[str], every_s: float = 1.0, start: datetime | None = None) -> list[Reading]:
+    start = start or session.started_at or datetime.now(timezone.utc)
+    return [
+        Reading(session.id, start + timedelta(seconds=i * every_s), one_hot(label), "pi", box=(10, 10, 80, 80))
+        for i, label in enumerate(labels)
+    ]
+
+
+def device_session(clinician_store: Store, store_factory, patient: Patient, name: str = "pi-room-1") -> tuple[Session, Store]:
+    """A live in-person session and the store acting as its device (which alone may insert its readings)."""
+    registration = clinician_store.register_device(name, "Room 1")
+    session = clinician_store.start_session(patient.id, "in_person", device_id=registration.device.id)
+    return session, store_factory(Actor.for_device(registration.device.id))
+
+
+def recorded_session(clinician_store: Store, store_factory, patient: Patient, labels: list[str], end: bool = True) -> Session:
+    session, device_store = device_session(clinician_store, store_factory, patient, name=f"pi-{uuid.uuid4().hex[:6]}")
+    device_store.insert_readings(synthetic_readings(session, labels))
+    return clinician_store.end_session(session.id) if end else session

@@ -1,0 +1,212 @@
+"""Each page's logic through the real app script (AppTest) on a real PostgreSQL: what a clinician sees and what it stores."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from app.remote import JOIN_PAGE_PATH
+from store.api import Actor
+from tests.app.conftest import follow, open_page, page_text
+from tests.app.helpers import consenting_patient, device_session, recorded_session, synthetic_readings
+
+
+def fill(container, **values: str) -> None:
+    inputs = {ti.label: ti for ti in container.text_input}
+    for label, value in values.items():
+        inputs[label].input(value)
+
+
+def button(at, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def link_labels(at) -> list[str]:
+    return [link.label for link in at.get("page_link")] if at.get("page_link") else []
+
+
+# --- patients ---------------------------------------------------------------------------------------------------------
+
+
+def test_creating_a_patient_with_consent_opens_their_page(signed_in_app, clinician_store):
+    at = signed_in_app
+    fill(at, **{"Full name": "  Bruno   Díaz ", "Diagnosis": "Generalised anxiety disorder", "Contact": "555-0101"})
+    next(c for c in at.checkbox if c.label.startswith("The patient consents")).check()
+    button(at, "Create patient").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Bruno Díaz"
+    assert "Created Bruno Díaz." in page_text(at)
+    [stored] = clinician_store.list_patients()
+    assert stored.full_name == "Bruno Díaz" and stored.diagnosis == "Generalised anxiety disorder"
+    assert stored.consent_facial_analysis and stored.consent_date == date.today()
+
+
+def test_a_patient_needs_a_name(signed_in_app, clinician_store):
+    at = signed_in_app
+    button(at, "Create patient").click().run()
+    assert "The patient's name is required." in page_text(at)
+    assert clinician_store.list_patients() == []
+
+
+def test_search_narrows_the_patient_list(signed_in_app, clinician_store):
+    consenting_patient(clinician_store, "Carla Gómez", diagnosis="depression")
+    consenting_patient(clinician_store, "Daniel Ruiz", diagnosis="panic disorder")
+    at = signed_in_app.run()
+    assert [l for l in link_labels(at) if "Carla" in l or "Daniel" in l] == ["Carla Gómez", "Daniel Ruiz"]
+    at.text_input(key="patient_search").input("ruiz").run()
+    assert [l for l in link_labels(at) if "Carla" in l or "Daniel" in l] == ["Daniel Ruiz"]
+
+
+def test_a_clinician_never_sees_another_clinicians_patient(signed_in_app, store_factory, system_store):
+    import bcrypt
+
+    other = system_store.create_clinician("other_doc", "Dr Other", bcrypt.hashpw(b"x" * 12, bcrypt.gensalt(rounds=4)).decode(), "clinician")
+    theirs = consenting_patient(store_factory(Actor.for_clinician(other)), "Secret Patient")
+    at = signed_in_app
+    assert "Secret Patient" not in page_text(at) + " ".join(link_labels(at))
+    open_page(at, "pages/patient.py", id=theirs.id)
+    assert "does not exist or is not one of yours" in at.error[0].value
+    open_page(at, "pages/progress.py", patient=theirs.id)
+    assert "Secret Patient" not in page_text(at)
+
+
+def test_editing_archiving_and_record_entries_on_the_patient_page(signed_in_app, clinician_store, admin_store):
+    patient = consenting_patient(clinician_store, "Eva Martín", diagnosis="")
+    at = open_page(signed_in_app, "pages/patient.py", id=patient.id)
+    assert at.title[0].value == "Eva Martín"
+
+    diagnosis = next(t for t in at.text_input if t.label == "Diagnosis" and t.value == "")
+    diagnosis.input("Major depressive disorder")
+    button(at, "Save changes").click().run()
+    assert "Saved." in page_text(at)
+    assert clinician_store.get_patient(patient.id).diagnosis == "Major depressive disorder"
+
+    next(t for t in at.text_area if t.label == "Entry").input("Started sertraline 50 mg")
+    next(s for s in at.selectbox if s.label == "Kind").select("medication")
+    button(at, "Add entry").click().run()
+    assert "Entry added." in page_text(at)
+    [entry] = clinician_store.list_record_entries(patient.id)
+    assert entry.kind == "medication" and entry.text == "Started sertraline 50 mg"
+    assert list(at.dataframe[0].value["Entry"]) == ["Started sertraline 50 mg"]
+
+    button(at, "Archive patient").click().run()
+    assert clinician_store.get_patient(patient.id).archived
+    actions = {(e.action, e.entity) for e in admin_store.list_audit()}
+    assert {("view", "patient"), ("update", "patient"), ("archive", "patient")} <= actions
+
+
+def test_withdrawing_consent_blocks_new_sessions(signed_in_app, clinician_store):
+    patient = consenting_patient(clinician_store, "Félix Soto")
+    at = open_page(signed_in_app, "pages/patient.py", id=patient.id)
+    next(c for c in at.checkbox if c.label == "The patient consents to facial analysis").uncheck()
+    button(at, "Record consent").click().run()
+    assert "Consent withdrawal recorded." in page_text(at)
+    assert not clinician_store.get_patient(patient.id).consent_facial_analysis
+    assert "sessions cannot be started" in page_text(at)
+    open_page(at, "pages/sessions.py")
+    assert "No patient has consented" in page_text(at)
+
+
+# --- sessions -----------------------------------------------------------------------------------------------------------
+
+
+def test_a_remote_session_shows_a_working_join_link_once(signed_in_app, clinician_store, system_store):
+    patient = consenting_patient(clinician_store, "Gina Paz")
+    at = open_page(signed_in_app, "pages/sessions.py", patient=patient.id)
+    at.radio(key="start_mode").set_value("remote").run()
+    button(at, "Start remote session").click().run()
+    assert not at.exception
+    [link] = [c.value for c in at.code]
+    assert link.startswith(f"https://clinic.example.org/{JOIN_PAGE_PATH}?token=")
+    token = link.split("token=", 1)[1]
+    [live] = clinician_store.list_sessions(patient.id, status="live")
+    assert live.mode == "remote" and system_store.session_for_token(token).id == live.id
+    follow(at, "pages/live.py").toggle(key="show_qr").set_value(True).run()
+    assert link in [c.value for c in at.code]
+    assert len(at.get("image")) == 1
+
+
+def test_an_in_person_session_needs_a_registered_device(signed_in_app, clinician_store):
+    consenting_patient(clinician_store, "Hugo Vidal")
+    at = open_page(signed_in_app, "pages/sessions.py")
+    assert "No Pi device is registered" in page_text(at)
+    clinician_store.register_device("pi-room-3", "Room 3")
+    at.run()
+    button(at, "Start in-person session").click().run()
+    assert not at.exception
+    [live] = clinician_store.list_sessions(status="live")
+    assert live.mode == "in_person" and live.device_id is not None
+    assert at.title[0].value == "Hugo Vidal · In person (Pi camera)"
+
+
+def test_the_live_dashboard_shows_new_readings_notes_and_stops(signed_in_app, clinician_store, store_factory):
+    patient = consenting_patient(clinician_store, "Inés Roca")
+    session, device_store = device_session(clinician_store, store_factory, patient)
+    at = open_page(signed_in_app, "pages/live.py", session=session.id)
+    assert "Waiting for the first reading" in page_text(at)
+
+    device_store.insert_readings(synthetic_readings(session, ["neutral"] * 5 + ["happy"] * 3))
+    at.run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Readings"] == "8" and metrics["Current emotion"] == "happy"
+    feed = at.session_state["live_feeds"][str(session.id)]
+    cursor_after_first = feed.cursor
+
+    device_store.insert_readings(synthetic_readings(session, ["sad"] * 2, start=session.started_at + timedelta(seconds=30)))
+    at.run()
+    assert {m.label: m.value for m in at.metric}["Readings"] == "10"
+    assert at.session_state["live_feeds"][str(session.id)].cursor > cursor_after_first
+
+    next(t for t in at.text_input if t.label == "Note at this moment").input("Talked about work")
+    button(at, "Add note").click().run()
+    assert [a.text for a in clinician_store.list_annotations(session.id)] == ["Talked about work"]
+
+    button(at, "Stop session").click().run()
+    assert clinician_store.get_session(session.id).status == "ended"
+    assert "Session stopped." in page_text(at) and "This session ended" in page_text(at)
+
+
+# --- review, progress, devices ---------------------------------------------------------------------------------------------
+
+
+def test_the_review_page_summarises_a_session_and_offers_exports(signed_in_app, clinician_store, store_factory):
+    patient = consenting_patient(clinician_store, "Julia Mora")
+    session = recorded_session(clinician_store, store_factory, patient, ["neutral"] * 60 + ["happy"] * 30 + ["sad"] * 10)
+    clinician_store.add_annotation(session.id, session.started_at, "calm start")
+    at = open_page(signed_in_app, "pages/review.py", session=session.id)
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Readings"] == "100" and metrics["Most frequent"] == "neutral"
+    # happy readings add 0.85 - 4 x 0.025, sad ones 0.025 - (0.85 + 3 x 0.025), neutral ones 0.025 - 4 x 0.025
+    expected = (30 * (0.85 - 0.1) + 10 * (0.025 - 0.925) + 60 * (0.025 - 0.1)) / 100
+    assert metrics["Valence index"] == f"{expected:+.2f}"
+    assert len(at.get("plotly_chart")) == 2
+    assert [d.label for d in at.get("download_button")] == ["Readings (CSV)", "Printable report (HTML)"]
+
+    at.radio(key="baseline").set_value("first_minute").run()
+    assert len(at.get("plotly_chart")) == 3
+    assert "Change against the baseline (first minute of this session)" in page_text(at)
+
+
+def test_the_progress_page_shows_each_session_and_the_trend(signed_in_app, clinician_store, store_factory):
+    patient = consenting_patient(clinician_store, "Karla Nieto")
+    recorded_session(clinician_store, store_factory, patient, ["sad"] * 20 + ["neutral"] * 10)
+    recorded_session(clinician_store, store_factory, patient, ["sad"] * 10 + ["happy"] * 20)
+    at = open_page(signed_in_app, "pages/progress.py", patient=patient.id)
+    assert not at.exception
+    assert "happy rising" in page_text(at) and "sad falling" in page_text(at)
+    assert len(at.get("plotly_chart")) == 2
+    assert list(at.dataframe[0].value["session"]) == [1, 2]
+
+
+def test_registering_a_device_shows_its_key_once(signed_in_app, clinician_store, system_store):
+    at = open_page(signed_in_app, "pages/devices.py")
+    fill(at, Name="pi-room-9", Room="Room 9")
+    button(at, "Register").click().run()
+    [credentials] = [c.value for c in at.code]
+    lines = dict(line.split("=", 1) for line in credentials.splitlines())
+    [device] = clinician_store.list_devices()
+    assert lines["PSYA_DEVICE_ID"] == str(device.id)
+    assert system_store.authenticate_device(device.id, lines["PSYA_DEVICE_KEY"]).id == device.id
+    at.run()
+    assert not at.code  # the key is not shown again
+    assert list(at.dataframe[0].value["Status"]) == ["offline"]
