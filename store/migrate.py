@@ -71,7 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", required=True, help="postgresql://user:password@host:port/database")
     args = parser.parse_args(argv)
-    applied = apply_migrations(args.database_url)
+    try:
+        applied = apply_migrations(args.database_url)
+    except StoreUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except psycopg.Error as error:
+        print(f"error: a migration failed and was rolled back: {error}", file=sys.stderr)
+        return 1
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
     return 0
 
