@@ -31,14 +31,17 @@ def empty_frame() -> pd.DataFrame:
 
 
 def readings_frame(readings: Sequence[Reading], start: datetime | None = None) -> pd.DataFrame:
-    """One row per reading, sorted by capture time. `t` counts seconds from `start` (default: the first reading)."""
+    """One row per reading, sorted by capture time. `t` counts seconds from `start` (the session start), or from the
+    first reading when there is no start or the first reading is earlier (readings imported from a recorded video, a
+    device clock running ahead): `t` is never negative."""
     if not readings:
         return empty_frame()
     probabilities = np.asarray([r.probabilities for r in readings], dtype="float64")
     frame = pd.DataFrame(probabilities, columns=list(LABELS))
     frame.insert(0, "captured_at", pd.to_datetime([r.captured_at for r in readings], utc=True))
     frame = frame.sort_values("captured_at", kind="stable").reset_index(drop=True)
-    origin = pd.Timestamp(start).tz_convert("UTC") if start is not None else frame["captured_at"].iloc[0]
+    first = frame["captured_at"].iloc[0]
+    origin = first if start is None else min(pd.Timestamp(start).tz_convert("UTC"), first)
     frame.insert(1, "t", (frame["captured_at"] - origin).dt.total_seconds())
     frame["dominant"] = dominant_labels(frame)
     return frame

@@ -47,10 +47,13 @@ def session_report_html(
     annotations: Sequence[Annotation],
     notes: Sequence[RecordEntry] = (),
     generated_at: datetime | None = None,
+    origin: datetime | None = None,
 ) -> str:
+    """`origin`: the timeline's zero for note times (default: the session start)."""
     generated_at = generated_at or datetime.now(timezone.utc)
     e = html.escape
     start = session.started_at
+    zero = origin or start
     rows = [
         ("Patient", e(patient.full_name)),
         ("Date of birth", e(patient.date_of_birth.isoformat()) if patient.date_of_birth else "—"),
@@ -69,9 +72,9 @@ def session_report_html(
     peaks = "\n".join(f"<li>{e(p.label)} {p.value:.2f} at {format_duration(p.t)}</li>" for p in summary.peaks) or "<li>none above the threshold</li>"
 
     def note_time(note: Annotation) -> str:
-        if start is None:
+        if zero is None:
             return e(format_time(note.at))
-        return format_duration((note.at - start).total_seconds())
+        return format_duration((note.at - zero).total_seconds())
 
     annotation_items = "\n".join(f"<li><b>{note_time(n)}</b> {e(n.text)}</li>" for n in sorted(annotations, key=lambda a: a.at)) or "<li>none</li>"
     note_items = "\n".join(f"<li><b>{e(n.entry_date.isoformat())}</b> ({e(n.kind)}) {e(n.text)}</li>" for n in notes)

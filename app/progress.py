@@ -25,7 +25,8 @@ def patient_progress(store: Store, patient_id: uuid.UUID) -> Progress:
     points = []
     for session in store.list_sessions(patient_id):
         aggregate = store.session_aggregate(session.id)
-        points.append(analytics.session_point(session.id, session.started_at or aggregate.first_at, aggregate.readings, aggregate.mean_probabilities))
+        when = aggregate.first_at or session.started_at  # a session imported from an old video is dated by its readings
+        points.append(analytics.session_point(session.id, when, aggregate.readings, aggregate.mean_probabilities))
     frame = analytics.progress_frame(points)
     return Progress(frame, analytics.progress_trends(frame))
 

@@ -29,9 +29,10 @@ class Review:
 
     @property
     def start(self) -> pd.Timestamp | None:
-        if self.session.started_at is not None:
-            return pd.Timestamp(self.session.started_at).tz_convert("UTC")
-        return None if self.frame.empty else self.frame["captured_at"].iloc[0]
+        """The timeline's zero: where `t` counts from (see analytics.readings_frame)."""
+        if not self.frame.empty:
+            return self.frame["captured_at"].iloc[0] - pd.Timedelta(seconds=float(self.frame["t"].iloc[0]))
+        return None if self.session.started_at is None else pd.Timestamp(self.session.started_at).tz_convert("UTC")
 
     def figures(self) -> list[tuple[str, go.Figure]]:
         found = [
@@ -77,7 +78,8 @@ def build(
 
 def report(store: Store, review: Review, patient: Patient, clinician: Clinician) -> str:
     """The printable HTML report; the export is audited."""
-    html = exports.session_report_html(patient, review.session, clinician, review.summary, review.figures(), review.annotations)
+    origin = review.start.to_pydatetime() if review.start is not None else None
+    html = exports.session_report_html(patient, review.session, clinician, review.summary, review.figures(), review.annotations, origin=origin)
     store.audit("export_report", "session", str(review.session.id))
     return html
 

@@ -183,3 +183,8 @@ def test_downsample_keeps_long_sessions_under_the_point_budget():
     assert len(reduced) == 600
     assert reduced["t"].iloc[0] == pytest.approx(2.5) and reduced["t"].iloc[-1] == pytest.approx(3596.5)
     assert analytics.downsample(frame.head(10), max_points=600).equals(frame.head(10))
+
+
+def test_t_never_goes_negative_when_readings_precede_the_session_start():
+    frame = analytics.readings_frame([reading(5.0, one_hot("happy")), reading(7.0, one_hot("sad"))], start=T0 + timedelta(seconds=10))
+    assert frame["t"].tolist() == [0.0, 2.0]

@@ -1,0 +1,37 @@
+"""Exports: the readings CSV and the printable HTML report, built from a real session in PostgreSQL; both are audited."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from app import review
+from fer.labels import LABELS
+from tests.app.helpers import consenting_patient, recorded_session
+
+
+def test_the_csv_has_one_row_per_reading_with_millisecond_times(clinician_store, store_factory, admin_store, clinician):
+    patient = consenting_patient(clinician_store, "Lucía Paredes")
+    session = recorded_session(clinician_store, store_factory, patient, ["neutral", "happy", "sad"])
+    result = review.build(clinician_store, session)
+    rows = list(csv.DictReader(io.StringIO(review.readings_csv(clinician_store, result).decode())))
+    assert list(rows[0]) == ["captured_at", "t", *LABELS, "dominant"]
+    assert [r["dominant"] for r in rows] == ["neutral", "happy", "sad"]
+    assert [float(r["t"]) for r in rows] == [0.0, 1.0, 2.0]
+    assert rows[0]["captured_at"].endswith("Z") and len(rows[0]["captured_at"].split(".")[1]) == 4  # 3 digits + Z
+    assert abs(sum(float(rows[1][label]) for label in LABELS) - 1.0) < 1e-5
+    assert ("export_csv", "session", str(session.id)) in {(e.action, e.entity, e.entity_id) for e in admin_store.list_audit()}
+
+
+def test_the_report_is_self_contained_escaped_and_carries_the_notice(clinician_store, store_factory, admin_store, clinician):
+    patient = consenting_patient(clinician_store, "<script>alert(1)</script> Ortega", diagnosis="PTSD & insomnia")
+    session = recorded_session(clinician_store, store_factory, patient, ["neutral"] * 40 + ["fear"] * 20)
+    clinician_store.add_annotation(session.id, session.started_at, "mentioned <b>nightmares</b>")
+    result = review.build(clinician_store, session, baseline_source="first_minute")
+    html = review.report(clinician_store, result, patient, clinician)
+    assert "Decision support, not a diagnosis" in html
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; Ortega" in html
+    assert "PTSD &amp; insomnia" in html and "mentioned &lt;b&gt;nightmares&lt;/b&gt;" in html
+    assert 'src="https://cdn.plot.ly' not in html and html.count("Plotly.newPlot") == 3  # timeline, distribution, baseline
+    assert "Most frequent emotion</th><td>neutral" in html
+    assert ("export_report", "session", str(session.id)) in {(e.action, e.entity, e.entity_id) for e in admin_store.list_audit()}
