@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +104,204 @@ def _interpreter(model_path: Path):
     interpreter = Interpreter(model_path=str(model_path), num_threads=1)
     interpreter.allocate_tensors()
     return interpreter
+
+
+def run_seed_loop(source: Path, model_path: Path, fps: float, seconds: float) -> int:
+    """The seed-style loop as a process for the CPU/RSS rows: reads the clip at its own frame rate (like a camera,
+    looping), analyses the newest frame `fps` times a second (every frame when fps is 0). Returns frames analysed."""
+    import cv2
+
+    loop = SeedLoop(model_path)
+    capture = cv2.VideoCapture(str(source))
+    frame_interval = 1.0 / (capture.get(cv2.CAP_PROP_FPS) or CLIP_FPS)
+    analyse_every = 1.0 / fps if fps > 0 else 0.0
+    started = next_frame = next_analysis = time.monotonic()
+    analysed = 0
+    while time.monotonic() - started < seconds:
+        ok, frame = capture.read()
+        if not ok:
+            capture.release()
+            capture = cv2.VideoCapture(str(source))
+            continue
+        now = time.monotonic()
+        if now >= next_analysis:
+            loop.analyze(frame)
+            analysed += 1
+            next_analysis = max(next_analysis + analyse_every, now) if analyse_every else now
+        next_frame += frame_interval
+        time.sleep(max(0.0, next_frame - time.monotonic()))
+    return analysed
+
+
+# --- measurements -------------------------------------------------------------------------------------------------------
+def unlimited_fps(clip: Path, analyze: Callable[[np.ndarray], object], limit: int = 300) -> float:
+    """Analysed frames per second over the clip's frames, timing analysis only (decoding is the camera's job)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(clip))
+    frames: list[np.ndarray] = []
+    spent = 0.0
+    count = 0
+    while count < limit:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if count == 0:
+            analyze(frame)  # warm-up: first interpreter call allocates
+        started = time.perf_counter()
+        analyze(frame)
+        spent += time.perf_counter() - started
+        count += 1
+    capture.release()
+    del frames
+    return count / spent if spent else 0.0
+
+
+def process_load(command: list[str], env: dict[str, str], seconds: float = LOAD_SECONDS,
+                 warmup: float = LOAD_WARMUP_SECONDS) -> tuple[float, float]:
+    """Mean CPU % (100 = one core) and peak RSS (MiB) of a process over `seconds`, after `warmup` seconds."""
+    import signal
+
+    import psutil
+
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(warmup)
+        if process.poll() is not None:
+            raise RuntimeError(f"{' '.join(command)} exited early with {process.returncode}")
+        watched = psutil.Process(process.pid)
+        watched.cpu_percent(None)
+        peak_rss = 0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            peak_rss = max(peak_rss, watched.memory_info().rss)
+        cpu = watched.cpu_percent(None)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return cpu, peak_rss / 2**20
+
+
+@dataclass
+class _Clinic:
+    env: dict[str, str]
+    server: object
+
+
+def _agent_database(folder: Path) -> _Clinic:
+    """A real PostgreSQL with a device and a live in-person session, so the agent at 5 fps does all its work."""
+    from datetime import date
+
+    from store.api import Actor
+    from store.embedded import EmbeddedPostgres
+    from store.models import NewPatient
+    from store.postgres import PostgresStore
+
+    server = EmbeddedPostgres(folder / "pg")
+    url = server.ensure_running(migrate=True)
+    store = PostgresStore.connect(url)
+    try:
+        doctor = store.create_clinician("bench_doctor", "Bench Doctor", "not-a-hash", "clinician")
+        clinician = store.as_actor(Actor.for_clinician(doctor))
+        patient = clinician.create_patient(NewPatient(full_name="Bench Patient"))
+        clinician.record_consent(patient.id, True, date.today(), "benchmark")
+        device = clinician.register_device("bench-pi", "bench")
+        clinician.start_session(patient.id, "in_person", device_id=device.device.id)
+    finally:
+        store.close()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PSYA_", "DATABASE_URL", "SUPABASE_"))},
+        "PYTHONPATH": str(PROJECT_ROOT), "DATABASE_URL": url, "PSYA_DEVICE_ID": str(device.device.id),
+        "PSYA_DEVICE_KEY": device.key, "PSYA_DATA_DIR": str(folder / "agent-data"),
+        "PSYA_AGENT_ENV_FILE": str(folder / "none.env"), "PSYA_SECRETS_FILE": str(folder / "none.toml"),
+    }
+    return _Clinic(env, server)
+
+
+def _agent_model(folder: Path) -> tuple[Path, str]:
+    shipped = PROJECT_ROOT / "fer" / "models" / "fer_edge_int8.tflite"
+    if shipped.is_file() and shipped.with_suffix(".json").is_file():
+        return shipped, "fer_edge_int8 (shipped)"
+    anchor = SHARED_DIR / "anchors" / "fer_mini_xception_int8.tflite"
+    linked = folder / "mini_xception.tflite"
+    linked.symlink_to(anchor)
+    linked.with_suffix(".json").write_text(json.dumps({
+        "name": "fer_mini_xception_int8", "input_size": [64, 64], "normalization": {"scale": 1 / 127.5, "offset": -1.0},
+        "labels": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"], "metrics": {},
+    }))
+    return linked, "mini-Xception anchor (shipped model not exported yet)"
+
+
+def run() -> Section:
+    section = Section("Pi agent vs seed-style loop (same clip, one run)",
+                      ["loop", "detector", "model", "analysed fps (unlimited)", "CPU % @5 fps", "RSS MiB @5 fps"])
+    fer2013 = SHARED_DIR / "datasets" / "fer2013"
+    seed_model = SHARED_DIR / "anchors" / "seed_ednn.tflite"
+    if not (fer2013 / "val").is_dir() or not seed_model.is_file():
+        section.skipped = f"needs {fer2013}/val and {seed_model}"
+        return section
+    from pi_agent.vision import FrameAnalyzer, load_fer_analyze
+
+    with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
+        folder = Path(tmp)
+        clip = folder / "faces.mp4"
+        make_face_clip(fer2013, clip)
+        model, model_name = _agent_model(folder)
+        agent = FrameAnalyzer(load_fer_analyze(model), frame_width=640)
+        agent_haar = FrameAnalyzer(load_fer_analyze(model, detector="haar"), frame_width=640)
+        seed = SeedLoop(seed_model)
+        agent_fps = unlimited_fps(clip, agent.analyze)
+        haar_fps = unlimited_fps(clip, agent_haar.analyze)
+        seed_fps = unlimited_fps(clip, seed.analyze)
+
+        clinic = _agent_database(folder)
+        try:
+            agent_cpu, agent_rss = process_load(
+                [sys.executable, "-m", "pi_agent", "run", "--source", str(clip), "--fps", "5", "--model", str(model)],
+                clinic.env,
+            )
+        finally:
+            clinic.server.stop()
+        seed_cpu, seed_rss = process_load(
+            [sys.executable, "-m", "bench.agent", "seed", "--source", str(clip), "--fps", "5", "--model", str(seed_model),
+             "--seconds", str(LOAD_SECONDS + LOAD_WARMUP_SECONDS + 10)],
+            clinic.env,
+        )
+    section.add("pi_agent (python -m pi_agent run)", "BlazeFace (fer default)", model_name, agent_fps, agent_cpu, agent_rss)
+    section.add("pi_agent, --detector haar", "Haar (fer, strict)", model_name, haar_fps, "-", "-")
+    section.add("seed-style loop", "Haar 640x360 (1.3, 5)", "seed EDNN, raw 0-255", seed_fps, seed_cpu, seed_rss)
+    section.notes += [
+        f"clip: {CLIP_SECONDS} s of 640x480 at {CLIP_FPS} fps, a FER2013 val face (240 px) per second; unlimited fps times "
+        "analysis only (decoding excluded), 1 inference thread",
+        f"@5 fps: separate processes reading the clip at its own rate for {LOAD_SECONDS:.0f} s after "
+        f"{LOAD_WARMUP_SECONDS:.0f} s warm-up; CPU 100% = one core; the agent also spools and writes to a real "
+        "PostgreSQL (device, live session); the seed loop writes nothing (it pushed to Firebase)",
+        f"ratios agent/seed: unlimited fps {agent_fps / seed_fps:.2f}x, CPU {agent_cpu / max(seed_cpu, 1e-9):.2f}x, "
+        f"RSS {agent_rss / max(seed_rss, 1e-9):.2f}x",
+        f"this machine: {os.cpu_count()} cores, shared with whatever else runs (e.g. training)",
+    ]
+    return section
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="agent benchmark; `seed` runs the seed-style loop as a process")
+    sub = parser.add_subparsers(dest="command")
+    seed = sub.add_parser("seed")
+    seed.add_argument("--source", type=Path, required=True)
+    seed.add_argument("--model", type=Path, default=SHARED_DIR / "anchors" / "seed_ednn.tflite")
+    seed.add_argument("--fps", type=float, default=5.0)
+    seed.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    if args.command == "seed":
+        print(f"{run_seed_loop(args.source, args.model, args.fps, args.seconds)} frames analysed")
+        return 0
+    print(run().render())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
