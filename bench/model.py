@@ -1,0 +1,146 @@
+"""Model benchmark: the shipped FER model and the two anchors, on FER2013 val and on a 640x480 clip.
+
+Per model: accuracy and macro recall on all of ../shared/datasets/fer2013/val, median ms per face (1 thread,
+batch 1, preprocessing included), file size, frames per second of detection + classification over a 640x480 clip
+composed from val faces, and ratios against the seed anchor. Notes add face-detection ms per frame size and the
+detectors' hit/false counts on composed scenes and on the reference photos.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bench.table import Section
+from fer import BlazeFaceDetector, EmotionClassifier, FaceDetector, HaarFaceDetector, LABELS, ModelMetadata, analyze
+from fer.classifier import DEFAULT_MODEL_PATH
+from fer.scenes import FRAME_SIZES, compose_scene, matches
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DIR = Path(os.environ.get("FER_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
+VAL_DIR = SHARED_DIR / "datasets" / "fer2013" / "val"
+PHOTOS_DIR = SHARED_DIR / "datasets" / "photos"
+ANCHORS_DIR = SHARED_DIR / "anchors"
+# The anchors' preprocessing, as documented in ../shared/anchors/README.md (they have no sidecar of their own).
+ANCHORS = {
+    "seed_ednn": ModelMetadata("seed_ednn", (48, 48), 1.0, 0.0),
+    "fer_mini_xception_int8": ModelMetadata("fer_mini_xception_int8", (64, 64), 1 / 127.5, -1.0),
+}
+# Reference photos: each has exactly one clearly visible face (../shared/datasets/photos/README.md).
+PHOTO_NAMES = ("alex-lacamoire.png", "johnsnow_test1.jpg", "lin-manuel-miranda.png", "obama.jpg", "obama2.jpg",
+               "obama3.jpg", "obama_small.jpg")
+TIMED_FACES = 300  # single-face predictions timed per model
+CLIP_FRAMES = 60
+SCENES_PER_SIZE = 20
+
+COLUMNS = ["model", "val acc", "macro recall", "ms/face", "size KB", "clip fps", "acc x seed", "recall x seed",
+           "ms x seed", "fps x seed"]
+
+
+def run() -> Section:
+    section = Section("model: FER2013 val accuracy, speed (1 thread), 640x480 clip fps", COLUMNS)
+    if not VAL_DIR.is_dir():
+        section.skipped = f"FER2013 val not found at {VAL_DIR}"
+        return section
+    images, labels = load_val(VAL_DIR)
+    models = load_models(section)
+    if not models:
+        section.skipped = "no model: neither the shipped model nor the anchors in ../shared/anchors"
+        return section
+    detector = BlazeFaceDetector()
+    clip = make_clip(images, CLIP_FRAMES)
+    measured = {name: measure_model(model, images, labels, clip, detector) for name, model in models.items()}
+    seed = measured.get("seed_ednn")
+    for name, m in measured.items():
+        ratios = [m["acc"] / seed["acc"], m["recall"] / seed["recall"], m["ms"] / seed["ms"], m["fps"] / seed["fps"]] \
+            if seed else ["-"] * 4
+        section.add(name, m["acc"], m["recall"], m["ms"], m["size_kb"], m["fps"], *ratios)
+    section.notes.append(f"val: {len(labels)} images; ms/face = median of {TIMED_FACES} single-face predict() calls; "
+                         f"clip: {CLIP_FRAMES} frames 640x480, one val face each, BlazeFace + classifier via fer.analyze")
+    section.notes += detection_notes(images)
+    return section
+
+
+def load_val(val_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    for index, label in enumerate(LABELS):
+        for path in sorted((val_dir / label).glob("*.jpg")):
+            images.append(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+            labels.append(index)
+    return np.stack(images), np.array(labels)
+
+
+def load_models(section: Section) -> dict[str, EmotionClassifier]:
+    models: dict[str, EmotionClassifier] = {}
+    if DEFAULT_MODEL_PATH.is_file():
+        models[f"shipped ({DEFAULT_MODEL_PATH.stem})"] = EmotionClassifier.load(num_threads=1)
+    else:
+        section.notes.append(f"shipped model absent ({DEFAULT_MODEL_PATH.name}): run python -m training.export")
+    for name, metadata in ANCHORS.items():
+        path = ANCHORS_DIR / f"{name}.tflite"
+        if path.is_file():
+            models[name] = EmotionClassifier.load(path, num_threads=1, metadata=metadata)
+        else:
+            section.notes.append(f"anchor {name} absent ({path})")
+    return models
+
+
+def measure_model(model: EmotionClassifier, images: np.ndarray, labels: np.ndarray, clip: list[np.ndarray],
+                  detector: FaceDetector) -> dict[str, float]:
+    predicted = model.predict(images).argmax(axis=1)
+    recalls = [float((predicted[labels == k] == k).mean()) for k in range(len(LABELS)) if (labels == k).any()]
+    faces = images[:TIMED_FACES]
+    model.predict(faces[:1])  # warm-up: first invoke allocates
+    per_face = [timed(lambda face=face: model.predict(face[None])) for face in faces]
+    analyze(clip[0], classifier=model, detector=detector)
+    started = time.perf_counter()
+    for frame in clip:
+        analyze(frame, classifier=model, detector=detector)
+    fps = len(clip) / (time.perf_counter() - started)
+    return {"acc": float((predicted == labels).mean()), "recall": float(np.mean(recalls)),
+            "ms": statistics.median(per_face), "size_kb": model.size_bytes / 1024, "fps": fps}
+
+
+def make_clip(images: np.ndarray, frames: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(images), frames, replace=False)
+    return [compose_scene([images[i]], FRAME_SIZES["640x480"], rng).frame for i in picks]
+
+
+def detection_notes(images: np.ndarray) -> list[str]:
+    notes = []
+    detectors: dict[str, FaceDetector] = {"BlazeFace (default)": BlazeFaceDetector(), "Haar (tuned)": HaarFaceDetector()}
+    for name, detector in detectors.items():
+        parts = []
+        for size_name, size in FRAME_SIZES.items():
+            rng = np.random.default_rng(1)
+            times, hits, faces, false = [], 0, 0, 0
+            for _ in range(SCENES_PER_SIZE):
+                picks = rng.choice(len(images), int(rng.integers(1, 3)), replace=False)
+                scene = compose_scene([images[i] for i in picks], size, rng)
+                boxes: list = []
+                times.append(timed(lambda: boxes.extend(detector.detect(scene.frame))))
+                hits += sum(any(matches(b, t) for b in boxes) for t in scene.boxes)
+                faces += len(scene.boxes)
+                false += sum(not any(matches(b, t) for t in scene.boxes) for b in boxes)
+            parts.append(f"{size_name} {statistics.median(times):.1f} ms, found {hits}/{faces}, false {false}")
+        notes.append(f"detection {name}: " + "; ".join(parts))
+        if PHOTOS_DIR.is_dir():
+            counts = [len(detector.detect(cv2.imread(str(PHOTOS_DIR / n)))) for n in PHOTO_NAMES
+                      if (PHOTOS_DIR / n).is_file()]
+            notes.append(f"detection {name}: reference photos with exactly 1 face reported: "
+                         f"{sum(c == 1 for c in counts)}/{len(counts)} (faces reported per photo: {counts})")
+    return notes
+
+
+def timed(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return (time.perf_counter() - started) * 1000
