@@ -155,9 +155,18 @@ def _run(config: AgentConfig) -> int:
     except VisionError as error:
         log.error("%s", error)
         return 2
-    agent = build_agent(config, analyzer)
-    agent.install_signal_handlers()
-    return agent.run()
+    from pi_agent.spool import AgentAlreadyRunning, single_instance_lock
+
+    try:
+        # Two agents on one Pi (cron and systemd both set up, or a manual run beside the service) would record every
+        # moment twice: the second one refuses to start.
+        with single_instance_lock(config.resolved_spool_path):
+            agent = build_agent(config, analyzer)
+            agent.install_signal_handlers()
+            return agent.run()
+    except AgentAlreadyRunning as error:
+        log.error("%s", error)
+        return 1
 
 
 def _analyze(args: argparse.Namespace, config: AgentConfig) -> int:

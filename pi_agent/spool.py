@@ -10,12 +10,15 @@ retried forever, never silently dropped.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -47,6 +50,35 @@ CREATE TABLE IF NOT EXISTS rejected (
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('spooled', 0), ('acknowledged', 0);
 """
+class AgentAlreadyRunning(RuntimeError):
+    """Another agent process holds this spool."""
+
+
+@contextlib.contextmanager
+def single_instance_lock(spool_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock next to the spool for the life of the agent (released by the OS if the process dies)."""
+    lock_path = Path(spool_path).with_suffix(".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            raise AgentAlreadyRunning(
+                f"another pi_agent (pid {owner}) is already running on {spool_path}; stop it first "
+                "(is the agent set up in both cron and systemd?)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 _COLUMNS = "id, session_id, captured_at, probabilities, source, box, faces"
 
 

@@ -152,3 +152,46 @@ def test_a_missing_video_file_source_is_a_clear_error(tmp_path):
 
     with pytest.raises(SourceError, match="video file not found"):
         open_source(str(tmp_path / "nope.mp4"))
+
+
+def test_a_second_agent_on_the_same_spool_refuses_to_start(face_clip, model_path, tmp_path):
+    command = [sys.executable, "-m", "pi_agent", "--source", str(face_clip), "--model", str(model_path), "--dry-run"]
+    first = subprocess.Popen(command, cwd=ROOT, env=clean_env(tmp_path), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "data" / "agent_spool.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+        second = subprocess.run(command, cwd=ROOT, env=clean_env(tmp_path), capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert f"another pi_agent (pid {first.pid}) is already running" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert first.returncode == 0
+
+
+def test_log_file_rotates(tmp_path):
+    import logging
+
+    from pi_agent.cli import setup_logging
+
+    log_file = tmp_path / "logs" / "pi_agent.log"
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    setup_logging(log_file, max_bytes=2_000, backups=2)
+    try:
+        for n in range(200):
+            logging.getLogger("pi_agent").info("line %d of a long unattended run", n)
+    finally:
+        for handler in list(root.handlers):
+            handler.close()
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
+    files = sorted(p.name for p in log_file.parent.iterdir())
+    assert files == ["pi_agent.log", "pi_agent.log.1", "pi_agent.log.2"]
+    assert all(p.stat().st_size <= 2_100 for p in log_file.parent.iterdir())
+    assert "line 199" in log_file.read_text()
