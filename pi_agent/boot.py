@@ -67,7 +67,9 @@ def systemd_unit(command_python: str | None = None, env_file: Path = DEFAULT_ENV
 [Unit]
 Description=Psychopathology Assistant Pi agent (camera -> emotions -> database)
 Wants=network-online.target
-After=network-online.target
+# Readings are stamped with the Pi's clock, and a Pi without a battery-backed clock boots with a stale time: start after
+# NTP has set it (enable it with: sudo systemctl enable systemd-time-wait-sync).
+After=network-online.target time-sync.target
 
 [Service]
 Type=simple
