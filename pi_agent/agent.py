@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 import uuid
@@ -63,6 +64,7 @@ class Agent:
 
         self._metrics = MetricsMonitor()
         self._preview = config.preview
+        self._last_logged: dict[str, float] = {}
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -119,7 +121,12 @@ class Agent:
             self._maybe_flush()
             return
         self._camera_backoff.succeeded()
-        analysis = self.analyzer.analyze(frame.image)
+        try:
+            analysis = self.analyzer.analyze(frame.image)
+        except Exception as error:  # one bad frame (odd size, driver garbage) must not stop an unattended recorder
+            self._log_throttled("frame", "could not analyse a frame from %s: %s", grabber.source.description, error)
+            self._maybe_flush()
+            return
         self.stats.frames_analysed += 1
         if session_id is not None:
             self._batch.extend(self._readings(session_id, frame, analysis))
@@ -157,9 +164,22 @@ class Agent:
         if not self._batch or self.config.dry_run:
             self._batch = []
             return
-        self.spool.add(self._batch)
+        try:
+            self.spool.add(self._batch)
+        except sqlite3.Error as error:
+            # Disk full or SD card trouble: keep the readings in memory and try again at the next batch.
+            self._log_throttled("spool", "cannot write the spool %s (%s); %d readings held in memory",
+                                self.spool.path, error, len(self._batch))
+            return
         self._batch = []
         self.sync.wake()
+
+    def _log_throttled(self, key: str, message: str, *args: object) -> None:
+        """Log a repeating error at most once a minute."""
+        now = time.monotonic()
+        if now - self._last_logged.get(key, -1e9) >= 60.0:
+            self._last_logged[key] = now
+            log.error(message, *args)
 
     # --- camera ---------------------------------------------------------------------------------------------------
     def _camera(self) -> FrameGrabber | None:
