@@ -1,7 +1,7 @@
 """Agent benchmark: the Pi agent's analysis next to a seed-style loop (Haar at 640x360 + the seed's EDNN, raw 0-255 input,
 every frame), on the same clip of FER2013 faces, in one run.
 
-Rows: analysed frames per second with no rate limit (decode + detect + classify, in this process), then CPU % and RSS
+Rows: analysed frames per second with no rate limit (detect + classify in this process; decoding excluded), then CPU % and RSS
 of each as a separate process at 5 analysed frames per second, reading the clip at its own frame rate like a camera.
 `python -m bench.agent seed --source CLIP --fps 5` is the seed-style loop as a process (used by the CPU/RSS rows).
 """
@@ -139,7 +139,6 @@ def unlimited_fps(clip: Path, analyze: Callable[[np.ndarray], object], limit: in
     import cv2
 
     capture = cv2.VideoCapture(str(clip))
-    frames: list[np.ndarray] = []
     spent = 0.0
     count = 0
     while count < limit:
@@ -153,7 +152,6 @@ def unlimited_fps(clip: Path, analyze: Callable[[np.ndarray], object], limit: in
         spent += time.perf_counter() - started
         count += 1
     capture.release()
-    del frames
     return count / spent if spent else 0.0
 
 
