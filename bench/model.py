@@ -55,12 +55,14 @@ def run() -> Section:
         return section
     detector = BlazeFaceDetector()
     clip = make_clip(images, CLIP_FRAMES)
-    measured = {name: measure_model(model, images, labels, clip, detector) for name, model in models.items()}
-    seed = measured.get("seed_ednn")
-    for name, m in measured.items():
-        ratios = [m["acc"] / seed["acc"], m["recall"] / seed["recall"], m["ms"] / seed["ms"], m["fps"] / seed["fps"]] \
+    accuracy = {name: measure_accuracy(model, images, labels) for name, model in models.items()}
+    speed = measure_speed(models, images[:TIMED_FACES], clip, detector)
+    seed = "seed_ednn" if "seed_ednn" in models else None
+    for name, model in models.items():
+        (acc, recall), (ms, ms_batched, fps) = accuracy[name], speed[name]
+        ratios = [acc / accuracy[seed][0], recall / accuracy[seed][1], ms / speed[seed][0], fps / speed[seed][2]] \
             if seed else ["-"] * 4
-        section.add(name, m["acc"], m["recall"], m["ms"], m["ms_batched"], m["size_kb"], m["fps"], *ratios)
+        section.add(name, acc, recall, ms, ms_batched, model.size_bytes / 1024, fps, *ratios)
     section.notes.append(f"val: {len(labels)} images; ms/face = median of {TIMED_FACES} single-face predict() calls "
                          f"(b16: per face in batches of 16, one resized invoke each); "
                          f"clip: {CLIP_FRAMES} frames 640x480, one val face each, BlazeFace + classifier via fer.analyze")
@@ -93,22 +95,37 @@ def load_models(section: Section) -> dict[str, EmotionClassifier]:
     return models
 
 
-def measure_model(model: EmotionClassifier, images: np.ndarray, labels: np.ndarray, clip: list[np.ndarray],
-                  detector: FaceDetector) -> dict[str, float]:
+def measure_accuracy(model: EmotionClassifier, images: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Accuracy and macro recall (mean of per-class recalls: FER2013 is imbalanced, disgust is 1.5% of val)."""
     predicted = model.predict(images).argmax(axis=1)
     recalls = [float((predicted[labels == k] == k).mean()) for k in range(len(LABELS)) if (labels == k).any()]
-    faces = images[:TIMED_FACES]
-    model.predict(faces[:1])  # warm-up: first invoke allocates
-    per_face = [timed(lambda face=face: model.predict(face[None])) for face in faces]
-    batched = [timed(lambda start=start: model.predict(faces[start:start + 16])) / 16
-               for start in range(0, len(faces) - 15, 16)]
-    analyze(clip[0], classifier=model, detector=detector)
-    started = time.perf_counter()
+    return float((predicted == labels).mean()), float(np.mean(recalls))
+
+
+def measure_speed(models: dict[str, EmotionClassifier], faces: np.ndarray, clip: list[np.ndarray],
+                  detector: FaceDetector) -> dict[str, tuple[float, float, float]]:
+    """(ms per face at batch 1, ms per face in batches of 16, clip fps) per model.
+
+    Models are timed in turn inside each repetition, not one after the other, so a busy machine slows them alike
+    and the ratios stay meaningful.
+    """
+    single: dict[str, list[float]] = {name: [] for name in models}
+    batched: dict[str, list[float]] = {name: [] for name in models}
+    clip_ms: dict[str, float] = {name: 0.0 for name in models}
+    for model in models.values():  # warm-up: the first invoke allocates
+        model.predict(faces[:1])
+        analyze(clip[0], classifier=model, detector=detector)
+    for face in faces:
+        for name, model in models.items():
+            single[name].append(timed(lambda: model.predict(face[None])))
+    for start in range(0, len(faces) - 15, 16):
+        for name, model in models.items():
+            batched[name].append(timed(lambda: model.predict(faces[start:start + 16])) / 16)
     for frame in clip:
-        analyze(frame, classifier=model, detector=detector)
-    fps = len(clip) / (time.perf_counter() - started)
-    return {"acc": float((predicted == labels).mean()), "recall": float(np.mean(recalls)),
-            "ms": statistics.median(per_face), "ms_batched": statistics.median(batched), "size_kb": model.size_bytes / 1024, "fps": fps}
+        for name, model in models.items():
+            clip_ms[name] += timed(lambda: analyze(frame, classifier=model, detector=detector))
+    return {name: (statistics.median(single[name]), statistics.median(batched[name]), len(clip) * 1000 / clip_ms[name])
+            for name in models}
 
 
 def make_clip(images: np.ndarray, frames: int) -> list[np.ndarray]:
