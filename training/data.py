@@ -38,6 +38,11 @@ class Dataset:
         return {label: int(n) for label, n in zip(LABELS, counts)}
 
 
+def equalize_histograms(images: np.ndarray) -> np.ndarray:
+    """Histogram-equalise each uint8 image (N, H, W); `fer` does the same at run time when the model's metadata asks."""
+    return np.stack([cv2.equalizeHist(image) for image in images]) if len(images) else images
+
+
 def load_split(source: str | Path, split: str) -> Dataset:
     """Load one split ("train", "val" or "test") from a FER2013 CSV file or folder root."""
     source = Path(source)

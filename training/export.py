@@ -25,7 +25,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fer.labels import LABELS  # noqa: E402
-from training.data import load_split  # noqa: E402
+from training.data import equalize_histograms, load_split  # noqa: E402
 from training.evaluate import evaluate, tflite_predictor  # noqa: E402
 
 DEFAULT_DATA = Path(os.environ.get("FER_DATA_DIR", "../shared/datasets/fer2013"))
@@ -85,7 +85,8 @@ def export_run(run_dir: Path, data_dir: Path, ship: bool, checkpoint: str = "bes
     val = load_split(data_dir, "val")
     rng = np.random.default_rng(0)
     picks = rng.choice(len(train), size=min(REPRESENTATIVE_SAMPLES, len(train)), replace=False)
-    representative = train.images[picks][..., None].astype(np.float32) * normalization["scale"] + normalization["offset"]
+    faces = equalize_histograms(train.images[picks]) if normalization.get("equalize_histogram") else train.images[picks]
+    representative = faces[..., None].astype(np.float32) * normalization["scale"] + normalization["offset"]
 
     out_dir = run_dir / "export"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,9 @@ class Recipe:
     augment: bool
     class_weight_power: float  # 0: none; 0.5: inverse sqrt frequency; 1: inverse frequency
     early_stopping_patience: int
+    # Histogram-equalise every face (training and deployment alike): FER2013's val split is contrast-stretched while train
+    # is not, and camera exposure varies; equalisation makes the model see one contrast distribution.
+    equalize_histogram: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -25,5 +28,5 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     # What the seed notebook did: Adam 1e-5, batch 64, no augmentation, plain cross-entropy.
     "ednn": Recipe(64, 1e-5, "adam", 0.0, 0, False, 0.0, False, 0.0, 1000),
-    "edge_xs": Recipe(128, 2e-3, "adamw", 1e-4, 3, True, 0.1, True, 0.5, 25),
+    "edge_xs": Recipe(128, 2e-3, "adamw", 1e-4, 3, True, 0.1, True, 0.5, 25, equalize_histogram=True),
 }

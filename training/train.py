@@ -21,7 +21,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fer.labels import LABELS  # noqa: E402
-from training.data import Dataset, load_split  # noqa: E402
+from training.data import Dataset, equalize_histograms, load_split  # noqa: E402
 from training.models import Architecture, get_architecture  # noqa: E402
 from training.recipes import RECIPES, Recipe  # noqa: E402
 
@@ -36,19 +36,20 @@ def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def augmenter(seed: int) -> keras.Sequential:
-    """Geometric and photometric jitter that a therapy-room camera plausibly produces."""
-    return keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomRotation(0.04, fill_mode="nearest", seed=seed),  # about +-15 degrees
-            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
-            keras.layers.RandomZoom((-0.15, 0.1), fill_mode="nearest", seed=seed),
-            keras.layers.RandomContrast(0.3, seed=seed),
-            keras.layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed),
-        ],
-        name="augment",
-    )
+def augmenter(seed: int, photometric: bool = True) -> keras.Sequential:
+    """Geometric jitter that face detection in a therapy room plausibly produces, and (for models that do not equalise
+    histograms) photometric jitter. After equalisation brightness/contrast changes are undone at run time, so training
+    on them would only teach the model inputs it never sees."""
+    steps = [
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(0.04, fill_mode="nearest", seed=seed),  # about +-15 degrees
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
+        keras.layers.RandomZoom((-0.15, 0.1), fill_mode="nearest", seed=seed),
+    ]
+    if photometric:
+        steps += [keras.layers.RandomContrast(0.3, seed=seed),
+                  keras.layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed)]
+    return keras.Sequential(steps, name="augment")
 
 
 def make_dataset(data: Dataset, arch: Architecture, recipe: Recipe, training: bool, seed: int) -> tf.data.Dataset:
@@ -60,7 +61,7 @@ def make_dataset(data: Dataset, arch: Architecture, recipe: Recipe, training: bo
         ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(recipe.batch_size)
     norm = arch.normalization
-    aug = augmenter(seed) if training and recipe.augment else None
+    aug = augmenter(seed, photometric=not recipe.equalize_histogram) if training and recipe.augment else None
 
     def prepare(x, y, w):
         if aug is not None:
@@ -100,6 +101,9 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
     train_data, val_data = load_split(data_dir, "train"), load_split(data_dir, "val")
     if limit:
         train_data = Dataset(train_data.images[:limit], train_data.labels[:limit])
+    if recipe.equalize_histogram:
+        train_data = Dataset(equalize_histograms(train_data.images), train_data.labels)
+        val_data = Dataset(equalize_histograms(val_data.images), val_data.labels)
     print(f"train {len(train_data)} images {train_data.class_counts()}", flush=True)
     print(f"val   {len(val_data)} images", flush=True)
 
@@ -110,7 +114,8 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
     config = {"arch": arch_name, "epochs": epochs, "seed": seed, "data": str(data_dir), "recipe": recipe.as_dict(),
-              "normalization": {"scale": arch.normalization.scale, "offset": arch.normalization.offset},
+              "normalization": {"scale": arch.normalization.scale, "offset": arch.normalization.offset,
+                                "equalize_histogram": recipe.equalize_histogram},
               "params": model.count_params(), "train_size": len(train_data)}
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
 
