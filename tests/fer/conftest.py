@@ -27,6 +27,7 @@ def tiny_metadata(input_size: tuple[int, int] = (48, 48)) -> ModelMetadata:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """float32, int8 and badly shaped tiny models, each with a sidecar (except where a test needs it missing)."""
+    pytest.importorskip("tensorflow", reason="tiny test models are built with TensorFlow (requirements-dev)")
     directory = tmp_path_factory.mktemp("tiny_models")
     build_tiny_model(directory / "tiny_float.tflite")
     build_tiny_model(directory / "tiny_int8.tflite", int8=True)
