@@ -14,6 +14,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -186,6 +187,7 @@ def join_as_patient(browser, link: str):
     context = browser.new_context()
     page = context.new_page()
     page.goto(link)
+    wait_until_idle(page)
     page.get_by_text(CONSENT_LABEL).click()
     page.frame_locator(WEBRTC_IFRAME).get_by_role("button", name="Start camera").click(timeout=60_000)
     return page
@@ -202,23 +204,76 @@ def wait_for_readings(store, session_id: uuid.UUID, at_least: int, timeout: floa
     return readings
 
 
+class ReadingWatcher:
+    """Polls several sessions from a thread, from before the first patient starts, noting when each got its first
+    reading (so joining the next patient's browser does not count in the previous one's time)."""
+
+    def __init__(self, store, session_ids: list[uuid.UUID]) -> None:
+        self._store = store
+        self.readings: dict[uuid.UUID, list] = {s: [] for s in session_ids}
+        self.first_seen: dict[uuid.UUID, float] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for session_id in list(self.readings):
+                found = self._store.readings_since(session_id).readings
+                with self._lock:
+                    self.readings[session_id] = found
+                    if found and session_id not in self.first_seen:
+                        self.first_seen[session_id] = time.monotonic()
+            time.sleep(0.05)
+
+    def wait(self, at_least: int, timeout: float) -> dict[uuid.UUID, list]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if all(len(r) >= at_least for r in self.readings.values()):
+                    break
+            time.sleep(0.1)
+        with self._lock:
+            return dict(self.readings)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
 @pytest.fixture
 def face_images(fer2013_dir: Path) -> list[Path]:
     return pick_face_images(fer2013_dir, classes=("happy", "neutral", "surprise"), per_class=2)
 
 
+def wait_until_idle(page, settle_ms: int = 500) -> None:
+    """Wait until the Streamlit script has finished running (and stays finished briefly): a form submitted while a
+    rerun is in flight (e.g. the one a component's first value triggers) can be lost."""
+    idle = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+    page.locator(idle).wait_for(timeout=60_000)
+    page.wait_for_timeout(settle_ms)
+    page.locator(idle).wait_for(timeout=60_000)
+
+
 def log_in(page, app_url: str) -> None:
     page.goto(app_url)
+    wait_until_idle(page)
     page.get_by_role("textbox", name="Username").fill(CLINICIAN_USERNAME)
     page.get_by_role("textbox", name="Password").fill(CLINICIAN_PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.get_by_text("Patients").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Log out").wait_for(timeout=60_000)
 
 
 def start_remote_session_in_ui(page, app_url: str) -> str:
     """On the Sessions page: choose remote mode, start; the live dashboard then shows the join link. Returns it."""
-    page.goto(f"{app_url}/sessions")
+    # Navigate inside the app (no reload): a reload starts a new Streamlit session that must first restore the login
+    # from the cookie, and until then only the login page exists.
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Sessions").click()
+    page.get_by_role("heading", name="Sessions").first.wait_for(timeout=30_000)
+    wait_until_idle(page)
     page.get_by_text("Remote (patient's browser)").click()
+    wait_until_idle(page)
     page.get_by_role("button", name="Start remote session").click()
     code = page.locator('[data-testid="stCode"]').filter(has_text="/join?token=")
     code.wait_for(timeout=30_000)
@@ -241,6 +296,7 @@ def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
     app_clinician_store.record_consent(patient.id, True, date.today(), "facial analysis during remote sessions")
 
     browser = launch_chromium(playwright_instance, video)
+    clinician_page = None
     try:
         clinician_page = browser.new_context().new_page()
         log_in(clinician_page, app_server.url)
@@ -276,6 +332,10 @@ def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
         settled = len(app_clinician_store.readings_since(session.id).readings)
         page.wait_for_timeout(2_000)
         assert len(app_clinician_store.readings_since(session.id).readings) == settled
+    except Exception:
+        if clinician_page is not None:  # what the clinician saw, for the failure report
+            clinician_page.screenshot(path=str(tmp_path / "clinician-at-failure.png"), full_page=True)
+        raise
     finally:
         browser.close()
 
@@ -290,13 +350,21 @@ def test_three_patients_at_once_each_reading_lands_in_its_own_session(
         patients.append((video, join))
 
     browsers = [launch_chromium(playwright_instance, video) for video, _ in patients]
+    session_ids = [join.session.id for _, join in patients]
+    watcher = ReadingWatcher(app_clinician_store, session_ids)
+    started: dict[uuid.UUID, float] = {}
     try:
         for browser, (_, join) in zip(browsers, patients):
             join_as_patient(browser, join_link(app_server.settings, join.token))
-        per_session = {join.session.id: wait_for_readings(app_clinician_store, join.session.id, 5, timeout=120) for _, join in patients}
+            started[join.session.id] = time.monotonic()
+        per_session = watcher.wait(at_least=5, timeout=120)
     finally:
+        watcher.stop()
         for browser in browsers:
             browser.close()
+    for index, session_id in enumerate(session_ids):
+        waited = watcher.first_seen.get(session_id, float("nan")) - started[session_id]
+        print(f"\npatient {index}: first reading {waited:.2f} s after 'Start camera'; {len(per_session[session_id])} readings")
 
     all_ids = [r.id for readings in per_session.values() for r in readings]
     assert len(all_ids) == len(set(all_ids))  # no reading stored twice
