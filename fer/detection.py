@@ -101,11 +101,10 @@ class FaceDetector(ABC):
 class HaarFaceDetector(FaceDetector):
     """OpenCV's Viola-Jones cascade with stricter settings than OpenCV's defaults.
 
-    OpenCV's minNeighbors=3 reports false faces on the reference photos and on textured backgrounds. Swept on the
-    photos and FER2013 scenes (see docs/fer.md): minNeighbors 8, faces at least 12% of the short side, no histogram
-    equalisation (it raised false detections), frames shrunk to 400 px (fewer false faces than 640, same recall)
-    is correct on all reference photos but finds only ~2/3 of the tight
-    FER2013 crops, which is why BlazeFace is the default.
+    OpenCV's minNeighbors=3 reports false faces on the reference photos and on textured backgrounds. A sweep on the
+    photos and FER2013 scenes (docs/fer.md) chose minNeighbors 8, faces at least 12% of the short side, frames shrunk
+    to 400 px and no histogram equalisation (it raised false detections): correct on every reference photo, but it
+    finds only about two thirds of the tight FER2013 crops, which is why BlazeFace is the default.
     """
 
     def __init__(self, *, scale_factor: float = 1.1, min_neighbors: int = 8, max_side: int = 400,

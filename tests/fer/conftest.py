@@ -31,10 +31,11 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("tiny_models")
     build_tiny_model(directory / "tiny_float.tflite")
     build_tiny_model(directory / "tiny_int8.tflite", int8=True)
+    build_tiny_model(directory / "tiny_uint8.tflite", uint8=True)
     build_tiny_model(directory / "tiny_logits.tflite", softmax=False)
     build_tiny_model(directory / "five_classes.tflite", classes=5)
     build_tiny_model(directory / "color_input.tflite", channels=3)
-    for name in ("tiny_float", "tiny_int8", "tiny_logits", "five_classes", "color_input"):
+    for name in ("tiny_float", "tiny_int8", "tiny_uint8", "tiny_logits", "five_classes", "color_input"):
         tiny_metadata().write(directory / f"{name}.json")
     return directory
 

@@ -83,9 +83,11 @@ class TestPredictContract:
 
 
 class TestQuantizedModels:
-    def test_int8_input_and_output_are_quantised_and_dequantised(self, tiny_model_dir: Path, tiny_float) -> None:
-        int8 = EmotionClassifier.load(tiny_model_dir / "tiny_int8.tflite")
-        assert int8.input_dtype == np.int8
+    @pytest.mark.parametrize("name, dtype", [("tiny_int8", np.int8), ("tiny_uint8", np.uint8)])
+    def test_integer_input_and_output_are_quantised_and_dequantised(self, tiny_model_dir: Path, tiny_float,
+                                                                     name: str, dtype) -> None:
+        int8 = EmotionClassifier.load(tiny_model_dir / f"{name}.tflite")
+        assert int8.input_dtype == dtype
         faces = gradient_faces(8)
         quantised, exact = int8.predict(faces), tiny_float.predict(faces)
         assert quantised.dtype == np.float32

@@ -12,7 +12,8 @@ import numpy as np
 
 
 def build_tiny_model(path: Path, *, input_size: tuple[int, int] = (48, 48), classes: int = 7,
-                     int8: bool = False, softmax: bool = True, channels: int = 1) -> Path:
+                     int8: bool = False, uint8: bool = False, softmax: bool = True,
+                     channels: int = 1) -> Path:
     import tensorflow as tf  # dev dependency only: the product never imports TensorFlow
 
     height, width = input_size
@@ -28,7 +29,7 @@ def build_tiny_model(path: Path, *, input_size: tuple[int, int] = (48, 48), clas
         return tf.nn.softmax(logits) if softmax else logits
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model)
-    if int8:
+    if int8 or uint8:
         def representative():
             # Calibrate on images whose 3x3 block means span the whole -1..1 range, as real faces do.
             for _ in range(64):
@@ -39,7 +40,7 @@ def build_tiny_model(path: Path, *, input_size: tuple[int, int] = (48, 48), clas
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        converter.inference_input_type = tf.uint8 if uint8 else tf.int8
+        converter.inference_output_type = tf.uint8 if uint8 else tf.int8
     path.write_bytes(converter.convert())
     return path
