@@ -368,6 +368,7 @@ class RemoteStatus:
     frames_analysed: int
     frames_skipped: int  # refused by the rate limiter or replaced in the slot before analysis
     frames_without_face: int
+    frames_since_face: int  # analysed frames in a row without a face, up to now (0 when the last one had a face)
     analysis_errors: int
     last_dominant: str  # only shown to the patient when settings.show_emotions_to_patient
     writer: WriterStatus
@@ -410,6 +411,7 @@ class RemoteAnalyzer:
         self._refused = 0
         self._analysed = 0
         self._no_face = 0
+        self._since_face = 0
         self._errors = 0
         self._last_dominant = ""
         self._stopped = threading.Event()
@@ -448,6 +450,7 @@ class RemoteAnalyzer:
                 frames_analysed=self._analysed,
                 frames_skipped=self._refused + self._slot.replaced,
                 frames_without_face=self._no_face,
+                frames_since_face=self._since_face,
                 analysis_errors=self._errors,
                 last_dominant=self._last_dominant,
                 writer=self.writer.status(),
@@ -486,7 +489,9 @@ class RemoteAnalyzer:
                 self._analysed += 1
                 if reading is None:
                     self._no_face += 1
+                    self._since_face += 1
                 else:
+                    self._since_face = 0
                     self._last_dominant = reading.dominant
             if reading is not None:
                 self.writer.add(reading)

@@ -36,6 +36,14 @@ PATIENT_MEDIA_CONSTRAINTS: dict[str, Any] = {
     "audio": False,
 }
 
+# The patient's own picture: muted (there is no audio anyway), no player controls, not wider than a laptop camera.
+PATIENT_VIDEO_ATTRS: dict[str, Any] = {"autoPlay": True, "muted": True, "playsInline": True, "controls": False,
+                                       "style": {"width": "100%", "maxWidth": "640px"}}
+
+# After this many analysed frames in a row without a face (2 s at the default 4 fps) the page asks the patient to face
+# the camera.
+NO_FACE_HINT_FRAMES = 8
+
 PATIENT_TRANSLATIONS: dict[str, str] = {
     "start": "Start camera",
     "stop": "Stop",

@@ -11,8 +11,8 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from app import remote, webrtc_session
-from fer.errors import FerError
 from app.webrtc_context import get_analyze, get_settings, get_store
+from fer.errors import FerError
 
 CONSENT_TEXT = """
 **Before you start**
@@ -24,33 +24,42 @@ CONSENT_TEXT = """
 - You can stop the camera at any moment with the *Stop* button, or by closing this page.
 """
 
+CONSENT_LABEL = "I have read the above and agree to facial analysis during this session."
+
 settings = get_settings()
 store = get_store()
-token = st.query_params.get("token", "")
+token = str(st.query_params.get("token", ""))
+# One stream per browser session and link; it must survive reruns because its callback is registered with the WebRTC
+# worker. Keyed by the token itself, so a second link opened in the same tab gets its own stream.
+stream_key = f"join_stream:{token}"
+stream: webrtc_session.PatientStream | None = st.session_state.get(stream_key)
 
 st.title("Remote session")
 check = remote.check_join_token(store, token)
-if not check.ok:
-    stale = st.session_state.get("join_stream")
-    if stale is not None and not check.retry_later:  # the session ended while this page was open: stop analysing at once
-        stale.stop()
+if check.ok:
+    assert check.session is not None
+    session_id = check.session.id
+elif check.retry_later and stream is not None and stream.streaming:
+    # The database blinked during a rerun: the link was valid when the camera started, and the writer keeps every
+    # reading until it can store it, so keep streaming rather than cutting the patient off.
+    session_id = stream.session_id
+    st.warning("The connection to the clinic's server is unstable. Your session continues; nothing is lost.")
+else:
+    if stream is not None and not check.retry_later:  # the session ended while this page was open: stop at once
+        stream.stop()
         st.info("This session has ended. Thank you; you can close this page.")
     else:
         st.error(check.message)
     st.stop()
-session = check.session
-assert session is not None
 
 st.markdown(CONSENT_TEXT)
-agreed = st.checkbox("I have read the above and agree to facial analysis during this session.", key="join_consent")
+agreed = st.checkbox(CONSENT_LABEL, key=f"join_consent:{token}")
 if not agreed:
+    if stream is not None:
+        stream.stop()  # consent withdrawn: no more analysis (the camera component is gone with this rerun)
     st.info("Tick the box above to turn on your camera.")
     st.stop()
 
-# One stream per browser session and token; it must survive reruns because its callback is registered with the
-# WebRTC worker.
-stream_key = f"join_stream:{session.id}"
-stream: webrtc_session.PatientStream | None = st.session_state.get(stream_key)
 if stream is None:
     try:
         analyze = get_analyze()
@@ -58,22 +67,24 @@ if stream is None:
         st.error("The analysis service is not ready, so the camera cannot be started. Please tell your clinician.")
         st.caption(f"Details for the clinic: {error}")
         st.stop()
-    stream = webrtc_session.PatientStream.for_token(store, token, session.id, settings, analyze)
+    stream = webrtc_session.PatientStream.for_token(store, token, session_id, settings, analyze)
     st.session_state[stream_key] = stream
-    st.session_state["join_stream"] = stream
 
 ended = bool(stream.closed_reason)
-ctx = webrtc_streamer(
-    key=f"patient-{session.id}",
-    mode=WebRtcMode.SENDRECV,
-    rtc_configuration=webrtc_session.rtc_configuration(settings),
-    media_stream_constraints=webrtc_session.PATIENT_MEDIA_CONSTRAINTS,
-    video_frame_callback=stream.video_frame_callback,
-    on_video_ended=stream.on_video_ended,
-    async_processing=True,
-    translations=webrtc_session.PATIENT_TRANSLATIONS,
-    desired_playing_state=False if ended else None,
-)
+video_column, status_column = st.columns([3, 2], gap="large")
+with video_column:
+    ctx = webrtc_streamer(
+        key=f"patient-{session_id}",
+        mode=WebRtcMode.SENDRECV,
+        rtc_configuration=webrtc_session.rtc_configuration(settings),
+        media_stream_constraints=webrtc_session.PATIENT_MEDIA_CONSTRAINTS,
+        video_frame_callback=stream.video_frame_callback,
+        on_video_ended=stream.on_video_ended,
+        async_processing=True,
+        translations=webrtc_session.PATIENT_TRANSLATIONS,
+        video_html_attrs=webrtc_session.PATIENT_VIDEO_ATTRS,
+        desired_playing_state=False if ended else None,
+    )
 if ctx.state.playing:
     stream.output_video_track = ctx.output_video_track
 
@@ -83,7 +94,7 @@ def show_status() -> None:
     if stream.closed_reason:
         st.warning("Your clinician has ended this session. You can close this page.")
         if not ended:
-            st.rerun()  # full rerun: stops the camera component
+            st.rerun()  # full rerun: the token check then ends the page
         return
     status = stream.status()
     if not stream.streaming:
@@ -94,12 +105,13 @@ def show_status() -> None:
         st.info("Connected. Starting analysis…")
     else:
         st.success(f"Connected: {analysed} frames analysed.")
-    if status and status.frames_analysed and status.frames_without_face == status.frames_analysed:
-        st.caption("No face is visible yet: please sit facing the camera.")
+    if status and status.frames_since_face >= webrtc_session.NO_FACE_HINT_FRAMES:
+        st.caption("No face is visible: please sit facing the camera, in good light.")
     if status and status.writer.last_error:
         st.caption("Saving is delayed (connection to the server); nothing is lost, it will retry.")
     if settings.show_emotions_to_patient and status and status.last_dominant:
         st.metric("Current expression", status.last_dominant)
 
 
-show_status()
+with status_column:
+    show_status()

@@ -89,16 +89,20 @@ def test_a_30fps_stream_is_analysed_at_the_bounded_rate_and_stored(analyze, face
         assert FACE_BOX[0] <= x + w / 2 <= FACE_BOX[0] + FACE_BOX[2]
 
 
-def test_frames_without_a_face_are_counted_but_not_stored(analyze, system_store, clinician_store, remote_join):
+def test_frames_without_a_face_are_counted_but_not_stored(analyze, face_frames, system_store, clinician_store, remote_join):
     analyzer = RemoteAnalyzer(remote_join.session.id, analyze, remote_writer(system_store, remote_join.token), analysis_fps=20)
     blank = np.full((480, 640, 3), 110, dtype=np.uint8)
     for _ in range(3):
         analyzer.offer(blank)
         assert wait_until(lambda: analyzer.status().frames_analysed >= 1)
         time.sleep(0.06)
-    status = analyzer.stop()
+    status = analyzer.status()
     assert status.frames_analysed >= 1 and status.frames_without_face == status.frames_analysed
+    assert status.frames_since_face == status.frames_analysed  # what makes the page ask the patient to face the camera
     assert clinician_store.readings_since(remote_join.session.id).readings == []
+    analyzer.offer(face_frames[0])
+    assert wait_until(lambda: analyzer.status().readings_written == 1)
+    assert analyzer.stop().frames_since_face == 0
 
 
 def test_a_bad_frame_is_counted_and_the_next_good_one_is_still_analysed(analyze, face_frames, system_store, remote_join):

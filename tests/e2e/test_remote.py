@@ -184,7 +184,7 @@ def launch_chromium(playwright, video: FaceVideo):
 
 def join_as_patient(browser, link: str):
     """Open the join link in a fresh browser context, agree, start the camera. Returns the page."""
-    context = browser.new_context()
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     page.goto(link)
     wait_until_idle(page)
