@@ -118,9 +118,13 @@ def measure_speed(models: dict[str, EmotionClassifier], faces: np.ndarray, clip:
     for face in faces:
         for name, model in models.items():
             single[name].append(timed(lambda: model.predict(face[None])))
+    for model in models.values():
+        model.max_batch = 16
     for start in range(0, len(faces) - 15, 16):
         for name, model in models.items():
             batched[name].append(timed(lambda: model.predict(faces[start:start + 16])) / 16)
+    for model in models.values():
+        model.max_batch = model.DEFAULT_MAX_BATCH
     for frame in clip:
         for name, model in models.items():
             clip_ms[name] += timed(lambda: analyze(frame, classifier=model, detector=detector))

@@ -30,9 +30,15 @@ SUPPORTED_INPUT_TYPES = (np.float32, np.int8, np.uint8)
 
 
 class EmotionClassifier:
-    """A loaded FER model. Thread-safe: one interpreter, calls serialised by a lock."""
+    """A loaded FER model. Thread-safe: one interpreter, calls serialised by a lock.
 
-    MAX_BATCH = 16
+    `max_batch`: faces per invoke. 1 (default) runs face by face on the model's own batch-1 tensor; larger values
+    resize the input tensor to the batch. Measured with `make bench` (LiteRT + XNNPACK, 1 thread, 2-core x86):
+    batches of 16 were never clearly faster per face (seed EDNN 0.25-0.61 ms vs 0.36-0.40 one by one) and were
+    slower for mini-Xception (0.64-1.12 ms vs 0.49-0.52), and a single 3,589-face batch was 5x slower still.
+    """
+
+    DEFAULT_MAX_BATCH = 1
 
     def __init__(self, interpreter: Any, metadata: ModelMetadata, model_path: Path, runtime: Runtime,
                  num_threads: int) -> None:
@@ -49,6 +55,7 @@ class EmotionClassifier:
         self._label_order = np.array([metadata.labels.index(label) for label in LABELS])
         self._batch_size = self._input_shape[0]
         self._batching = _can_resize_batch(interpreter, self._input)
+        self.max_batch = self.DEFAULT_MAX_BATCH
 
     # ---- loading ----------------------------------------------------------------------------------------------
     @classmethod
@@ -124,16 +131,14 @@ class EmotionClassifier:
         return _quantize(values, self._input)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        """Invoke in chunks of at most MAX_BATCH faces (one resized invoke each), or face by face if the batch is fixed.
-
-        Measured on both anchors (2-core x86, LiteRT): batches of 8-32 cost 0.25-0.5 ms/face, about the same as one
-        by one, but a single 3,589-face batch was 5x slower (cache misses), hence the cap.
-        """
-        if not self._batching:
+        """Invoke in chunks of `max_batch` faces (one resized invoke each), or face by face."""
+        step = self.max_batch if self._batching else 1
+        if step <= 1:
+            self._resize_batch(1)
             return np.concatenate([self._invoke(batch[i:i + 1]) for i in range(batch.shape[0])])
-        chunks = [batch[start:start + self.MAX_BATCH] for start in range(0, batch.shape[0], self.MAX_BATCH)]
         outputs = []
-        for chunk in chunks:
+        for start in range(0, batch.shape[0], step):
+            chunk = batch[start:start + step]
             self._resize_batch(chunk.shape[0])
             outputs.append(self._invoke(chunk))
         return np.concatenate(outputs)

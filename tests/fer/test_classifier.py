@@ -44,11 +44,13 @@ class TestPredictContract:
         faces = [gradient_faces(1, 30)[0], gradient_faces(1, 90)[0]]
         assert tiny_float.predict(faces).shape == (2, 7)
 
-    def test_batched_prediction_equals_one_by_one(self, tiny_float: EmotionClassifier) -> None:
-        faces = gradient_faces(EmotionClassifier.MAX_BATCH + 5)  # more than one chunk
-        together = tiny_float.predict(faces)
+    @pytest.mark.parametrize("max_batch", [1, 4, 16])
+    def test_batched_prediction_equals_one_by_one(self, tiny_float: EmotionClassifier, max_batch: int) -> None:
+        faces = gradient_faces(21)  # several chunks and a remainder
         alone = np.concatenate([tiny_float.predict(face[None]) for face in faces])
-        assert np.allclose(together, alone, atol=1e-6)
+        tiny_float.max_batch = max_batch
+        assert np.allclose(tiny_float.predict(faces), alone, atol=1e-6)
+        assert np.allclose(tiny_float.predict(faces[:1]), alone[:1], atol=1e-6)  # back to a batch of one
 
     def test_n_by_h_by_w_by_1_is_accepted(self, tiny_float: EmotionClassifier) -> None:
         assert tiny_float.predict(gradient_faces(2)[..., None]).shape == (2, 7)
