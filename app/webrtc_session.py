@@ -185,3 +185,49 @@ def live_stream(session_id: uuid.UUID) -> PatientStream | None:
 def live_stream_count() -> int:
     with _streams_lock:
         return len(_streams)
+
+
+# --- the clinician's view of the patient's camera (relay) ------------------------------------------------------------
+
+RELAY_REFRESH_S = 2.0
+
+
+def patient_video_track(session_id: uuid.UUID) -> Any:
+    """The live video track of the patient streaming `session_id` into this server process, or None."""
+    stream = live_stream(session_id)
+    track = stream.output_video_track if stream is not None else None
+    if track is None or getattr(track, "readyState", "ended") != "live":
+        return None
+    return track
+
+
+def show_patient_video(session_id: uuid.UUID, settings: Settings) -> None:
+    """On the clinician's live page: the patient's camera, relayed server-side (streamlit-webrtc's MediaRelay) from the
+    patient's own WebRTC connection, so the whole remote session happens in the app beside the emotion chart.
+
+    Nothing is recorded. Re-checks every couple of seconds, so the video appears when the patient presses Start and
+    follows them if they stop and start again (a new track gets a new player). Works when the patient and clinician
+    reach the same server process (one Streamlit server, as `make run` starts).
+    """
+    import streamlit as st
+    from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+    @st.fragment(run_every=RELAY_REFRESH_S)
+    def relay() -> None:
+        track = patient_video_track(session_id)
+        if track is None:
+            st.caption(":material/videocam_off: The patient's video appears here once they start their camera.")
+            return
+        webrtc_streamer(
+            key=f"relay-{session_id}-{id(track)}",
+            mode=WebRtcMode.RECVONLY,
+            rtc_configuration=rtc_configuration(settings),
+            source_video_track=track,  # streamlit-webrtc subscribes to it through its global MediaRelay
+            media_stream_constraints={"video": True, "audio": False},
+            desired_playing_state=True,
+            video_html_attrs={"autoPlay": True, "muted": True, "playsInline": True, "controls": False,
+                              "style": {"width": "100%", "maxWidth": "480px"}},
+            translations={"start": "Show patient video", "stop": "Hide"},
+        )
+
+    relay()

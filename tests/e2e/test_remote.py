@@ -288,6 +288,22 @@ def dashboard_reading_count(page) -> int:
     return int(text) if text.isdigit() else 0
 
 
+def wait_for_playing_video(page, timeout: float = 60.0) -> None:
+    """Some streamlit-webrtc iframe on `page` shows a <video> that has decoded frames and is advancing."""
+    deadline = time.monotonic() + timeout
+    script = "() => { const v = document.querySelector('video'); return !!v && v.videoWidth > 0 && v.currentTime > 0; }"
+    while time.monotonic() < deadline:
+        for frame in page.frames:
+            if "streamlit_webrtc" in frame.url:
+                try:
+                    if frame.evaluate(script):
+                        return
+                except Exception:  # the iframe may be re-rendering; look again
+                    pass
+        page.wait_for_timeout(250)
+    raise AssertionError("no playing relayed video on the clinician's page")
+
+
 def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
     app_server, app_clinician_store, face_images, tmp_path, playwright_instance
 ):
@@ -324,6 +340,8 @@ def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
         while dashboard_reading_count(clinician_page) < len(readings) and time.monotonic() < deadline:
             clinician_page.wait_for_timeout(250)
         assert dashboard_reading_count(clinician_page) >= len(readings)
+        # Beside the chart, the clinician sees the patient's camera, relayed by the server (a playing <video>).
+        wait_for_playing_video(clinician_page)
         clinician_page.screenshot(path=str(tmp_path / "clinician-dashboard.png"), full_page=True)
 
         # The clinician ends the session: the patient's page says so, and no more readings are accepted.
