@@ -174,11 +174,18 @@ class Store(ABC):
     def insert_readings(self, readings: Sequence[Reading]) -> int:
         """Batch insert, all or nothing, idempotent on Reading.id (duplicates are skipped, not doubled).
         Returns how many were new. Validates probabilities (7 finite values >= 0 summing to 1 +- 1e-3).
-        Device actor: only for the live session assigned to it. SessionNotLive for ended sessions."""
+        Device actor: only for the session assigned to it (clinicians: their own sessions), while it is live or, for
+        readings captured by its end (+ validation.LATE_READING_TOLERANCE), up to validation.LATE_READING_GRACE after
+        it ended. SessionNotLive for a scheduled session, a reading captured after the end, or a session ended longer
+        ago than the grace period (readings already stored are never refused: retries stay idempotent)."""
 
     @abstractmethod
     def insert_remote_readings(self, token: str, readings: Sequence[Reading]) -> int:
-        """For the patient's browser: same rules, checked against an unexpired join token for that session."""
+        """For the patient's browser: same rules, checked against the join token of that session. The token's writing
+        window closes when the session ends or the link expires, whichever is first; readings captured by then
+        (+ tolerance) are still taken for the grace period after it. InvalidToken for an unknown token, one closed
+        longer ago than the grace period, or a late reading after an expired link; SessionNotLive for a reading
+        captured after the session ended."""
 
     @abstractmethod
     def readings_since(self, session_id: uuid.UUID, cursor: int = 0, limit: int = 10_000) -> ReadingPage:

@@ -79,6 +79,7 @@ DATETIME_FIELDS = {"locked_until", "created_at", "last_heartbeat", "started_at",
                    "captured_at", "first_at", "last_at"}
 UNAVAILABLE_CODES = {"PGRST000", "PGRST001", "PGRST002", "PGRST003"}  # PostgREST: cannot reach / use the database
 REQUEST_TIMEOUT_S = 15
+STORED_ID_CHUNK = 100  # reading ids per `id=in.(...)` filter: keeps the query string well under proxies' URL limits
 
 
 def map_api_error(error: APIError) -> StoreError:
@@ -469,18 +470,43 @@ class SupabaseRestStore(Store):
         if self.actor.kind == "remote":
             raise PermissionDenied("remote patients insert through insert_remote_readings")
         session_ids = sorted({str(r.session_id) for r in batch})
-        # the readings_insert policy: the sessions must be visible to the actor and live
+        # the readings_insert policy: the sessions must be visible to the actor, and live or (for readings captured
+        # before the end) ended less than LATE_READING_GRACE ago
         sessions = {row["id"]: row for row in self._execute(self._scope_sessions(
-            self._table("sessions").select("id,status").in_("id", session_ids)))}
+            self._table("sessions").select("id,status,ended_at").in_("id", session_ids)))}
+        now = _now()
         for session_id in session_ids:
             if session_id not in sessions:
                 raise NotFound(f"session {session_id}")
-            if sessions[session_id]["status"] != "live":
-                raise SessionNotLive(f"session {session_id} is {sessions[session_id]['status']}")
+            in_session = [r for r in batch if str(r.session_id) == session_id]
+            refusal = self._late_readings_refusal(sessions[session_id], in_session, now)
+            if refusal:
+                raise SessionNotLive(refusal)
         batch.sort(key=lambda r: str(r.session_id))
         rows = self._execute(self._table("readings").upsert(
             [check.reading_row(r) for r in batch], on_conflict="id", ignore_duplicates=True, returning="representation"))
         return len(rows)
+
+    def _late_readings_refusal(self, session: dict[str, Any], readings: list[Reading], now: datetime) -> str | None:
+        """public.insert_readings' check for one session: None when it takes `readings`. Readings already stored in it
+        are retries and never refused (asked only when the session refuses the batch, so the live path costs nothing)."""
+        status, ended_at = session["status"], _parse({"ended_at": session.get("ended_at")})["ended_at"]
+        refusal = check.late_readings_refusal(session["id"], status, ended_at, max(r.captured_at for r in readings), now)
+        if refusal is None:
+            return None
+        stored = self._stored_reading_ids(session["id"], [r.id for r in readings])
+        unstored = [r for r in readings if str(r.id) not in stored]
+        if not unstored:
+            return None
+        return check.late_readings_refusal(session["id"], status, ended_at, max(r.captured_at for r in unstored), now)
+
+    def _stored_reading_ids(self, session_id: str, reading_ids: list[uuid.UUID]) -> set[str]:
+        stored: set[str] = set()
+        for start in range(0, len(reading_ids), STORED_ID_CHUNK):
+            chunk = [str(i) for i in reading_ids[start:start + STORED_ID_CHUNK]]
+            rows = self._execute(self._table("readings").select("id").eq("session_id", session_id).in_("id", chunk))
+            stored.update(row["id"] for row in rows)
+        return stored
 
     def insert_remote_readings(self, token: str, readings: Sequence[Reading]) -> int:
         _check_token(token)

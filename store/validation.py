@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from numbers import Real
 
 from fer.labels import LABELS
@@ -17,6 +17,13 @@ from store.errors import InvalidInput
 from store.models import READING_SOURCES, RECORD_KINDS, ROLES, SESSION_MODES, SESSION_STATUSES, Reading
 
 PROBABILITY_SUM_TOLERANCE = 1e-3
+
+# Late readings (supabase/migrations/20261125100000_late_readings.sql has the same values, app.late_reading_tolerance()
+# and app.late_reading_grace(); tests check they agree). After a session ends it still takes readings captured up to
+# LATE_READING_TOLERANCE after its end (clock skew between the device and the database), for LATE_READING_GRACE after it
+# (agents spool through outages and send the last batches of a session after the clinician has ended it).
+LATE_READING_TOLERANCE = timedelta(seconds=5)
+LATE_READING_GRACE = timedelta(hours=24)
 
 # Longest accepted text per field (characters); the migrations carry the same limits as CHECK constraints.
 TEXT_LIMITS: dict[str, int] = {
@@ -177,3 +184,23 @@ def reading_row(item: Reading) -> dict[str, object]:
     box = (None, None, None, None) if item.box is None else tuple(int(v) for v in item.box)
     row.update(zip(("box_x", "box_y", "box_w", "box_h"), box))
     return row
+
+
+def late_readings_refusal(session_id: object, status: str, ended_at: datetime | None, latest_captured_at: datetime,
+                          now: datetime) -> str | None:
+    """Why a session refuses new readings whose latest capture time is `latest_captured_at` (None: it takes them).
+
+    The rule of the readings_insert policy and public.insert_readings: a live session takes readings; an ended one takes
+    those captured by ended_at + LATE_READING_TOLERANCE, until ended_at + LATE_READING_GRACE; a scheduled one none.
+    """
+    if status == "live":
+        return None
+    if status != "ended" or ended_at is None:
+        return f"session {session_id} is {status}"
+    if now > ended_at + LATE_READING_GRACE:
+        return (f"session {session_id} ended at {ended_at.isoformat()}, more than {LATE_READING_GRACE} ago; readings "
+                f"captured before the end are accepted for {LATE_READING_GRACE} after it")
+    if latest_captured_at > ended_at + LATE_READING_TOLERANCE:
+        return (f"session {session_id} ended at {ended_at.isoformat()}; a reading captured at "
+                f"{latest_captured_at.isoformat()} is after the end (tolerance {LATE_READING_TOLERANCE})")
+    return None

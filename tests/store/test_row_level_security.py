@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -19,6 +19,7 @@ from psycopg import errors
 
 from store.api import Actor
 from store.common import role_and_claims
+from store.validation import LATE_READING_GRACE, LATE_READING_TOLERANCE, late_readings_refusal, reading_row
 from tests.store.conftest import HAPPY, World, readings_for
 
 READING_COLUMNS = "id, session_id, captured_at, angry, disgust, fear, happy, sad, surprise, neutral, source"
@@ -49,8 +50,8 @@ def world(store_factory) -> World:
     return World(store_factory())
 
 
-def reading_values(session_id: uuid.UUID) -> tuple:
-    return (uuid.uuid4(), session_id, datetime.now(timezone.utc), *HAPPY, "pi")
+def reading_values(session_id: uuid.UUID, captured_at: datetime | None = None) -> tuple:
+    return (uuid.uuid4(), session_id, captured_at or datetime.now(timezone.utc), *HAPPY, "pi")
 
 
 INSERT_READING = f"INSERT INTO readings ({READING_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -183,12 +184,100 @@ def test_a_device_cannot_insert_into_another_devices_session(world, sql):
         cur.execute(INSERT_READING, reading_values(session.id))
 
 
-def test_a_device_cannot_insert_once_the_session_has_ended(world, sql):
+# Late readings (20261125100000_late_readings.sql): after the end, only readings captured by ended_at + 5 s, and only
+# for 24 h after the end.
+def test_a_device_inserts_a_reading_captured_before_the_end_after_the_session_ended(world, sql):
+    _, store = world.clinician()
+    session, _ = world.in_person_session(store)
+    ended = store.end_session(session.id)
+    with sql(Actor.for_device(session.device_id)) as cur:
+        assert cur.execute(INSERT_READING, reading_values(session.id, ended.ended_at - timedelta(seconds=2))).rowcount == 1
+        assert cur.execute(INSERT_READING, reading_values(session.id, ended.ended_at + timedelta(seconds=5))).rowcount == 1
+
+
+def test_a_device_cannot_insert_a_reading_captured_after_the_session_ended(world, sql):
+    _, store = world.clinician()
+    session, _ = world.in_person_session(store)
+    ended = store.end_session(session.id)
+    late = ended.ended_at + timedelta(seconds=5, milliseconds=1)  # just past the clock-skew tolerance
+    with sql(Actor.for_device(session.device_id)) as cur, pytest.raises(errors.InsufficientPrivilege):
+        cur.execute(INSERT_READING, reading_values(session.id, late))
+
+
+def test_a_device_cannot_insert_late_readings_once_the_grace_period_is_over(world, sql, database_url):
     _, store = world.clinician()
     session, _ = world.in_person_session(store)
     store.end_session(session.id)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        ended_at = conn.execute("UPDATE sessions SET ended_at = now() - interval '24 hours 1 second' WHERE id = %s "
+                                "RETURNING ended_at", (session.id,)).fetchone()[0]
     with sql(Actor.for_device(session.device_id)) as cur, pytest.raises(errors.InsufficientPrivilege):
-        cur.execute(INSERT_READING, reading_values(session.id))
+        cur.execute(INSERT_READING, reading_values(session.id, ended_at - timedelta(seconds=1)))
+
+
+def test_another_device_cannot_insert_late_readings_into_an_ended_session(world, sql):
+    _, store = world.clinician()
+    session, _ = world.in_person_session(store)
+    intruder, _ = world.device(store)
+    ended = store.end_session(session.id)
+    with sql(Actor.for_device(intruder.id)) as cur, pytest.raises(errors.InsufficientPrivilege):
+        cur.execute(INSERT_READING, reading_values(session.id, ended.ended_at - timedelta(seconds=1)))
+
+
+def test_a_scheduled_session_takes_no_readings(world, sql, database_url):
+    _, store = world.clinician()
+    session, _ = world.in_person_session(store)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE sessions SET status = 'scheduled', started_at = NULL WHERE id = %s", (session.id,))
+    with sql(Actor.for_device(session.device_id)) as cur, pytest.raises(errors.InsufficientPrivilege):
+        cur.execute(INSERT_READING, reading_values(session.id, datetime(2020, 1, 1, tzinfo=timezone.utc)))
+
+
+def test_the_insert_function_explains_late_refusals_and_skips_stored_readings(world, sql, database_url):
+    _, store = world.clinician()
+    session, device_store = world.in_person_session(store)
+    stored = readings_for(session.id, 2)
+    device_store.insert_readings(stored)
+    ended = store.end_session(session.id)
+    after = readings_for(session.id, 1, start=ended.ended_at + timedelta(seconds=6))
+    with sql(Actor.for_device(session.device_id)) as cur, pytest.raises(errors.RaiseException,
+                                                                       match="session_not_live: .* after the end"):
+        cur.execute("SELECT insert_readings(%s::jsonb)", (json.dumps([reading_row(r) for r in after]),))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE sessions SET ended_at = now() - interval '2 days' WHERE id = %s", (session.id,))
+    with sql(Actor.for_device(session.device_id)) as cur, pytest.raises(errors.RaiseException,
+                                                                       match="session_not_live: .* more than"):
+        cur.execute("SELECT insert_readings(%s::jsonb)", (json.dumps([reading_row(r) for r in after]),))
+    # a retry of readings already stored is a no-op, not a refusal, whatever the session's state
+    with sql(Actor.for_device(session.device_id)) as cur:
+        assert cur.execute("SELECT insert_readings(%s::jsonb)",
+                           (json.dumps([reading_row(r) for r in stored]),)).fetchone()[0] == 0
+
+
+def test_the_late_reading_constants_agree_with_the_python_store(world, sql):
+    with sql(Actor.system()) as cur:
+        tolerance, grace = cur.execute("SELECT app.late_reading_tolerance(), app.late_reading_grace()").fetchone()
+    assert (tolerance, grace) == (LATE_READING_TOLERANCE, LATE_READING_GRACE)
+
+
+@pytest.mark.parametrize("status, ended_ago, captured_after_end, taken", [
+    ("live", None, timedelta(hours=1), True),
+    ("scheduled", None, timedelta(hours=-1), False),
+    ("ended", timedelta(minutes=1), timedelta(seconds=-30), True),
+    ("ended", timedelta(minutes=1), timedelta(seconds=5), True),
+    ("ended", timedelta(minutes=1), timedelta(seconds=5, microseconds=1), False),
+    ("ended", timedelta(hours=23, minutes=59), timedelta(0), True),
+    ("ended", timedelta(hours=24, minutes=1), timedelta(0), False),
+], ids=["live", "scheduled", "captured before the end", "at the tolerance", "past the tolerance", "within the grace",
+        "after the grace"])
+def test_sql_and_python_apply_the_same_late_reading_rule(world, sql, status, ended_ago, captured_after_end, taken):
+    with sql(Actor.system()) as cur:
+        now = cur.execute("SELECT now()").fetchone()[0]
+        ended_at = None if ended_ago is None else now - ended_ago
+        captured_at = (ended_at or now) + captured_after_end
+        in_sql = cur.execute("SELECT app.session_takes_reading(%s, %s, %s)", (status, ended_at, captured_at)).fetchone()[0]
+    in_python = late_readings_refusal("s", status, ended_at, captured_at, now) is None
+    assert in_sql is in_python is taken
 
 
 def test_devices_cannot_end_sessions_or_rewrite_readings(world, sql):
@@ -259,6 +348,51 @@ def test_an_expired_join_token_is_refused_by_the_database(world, sql, database_u
         conn.execute("UPDATE sessions SET join_expires_at = now() - interval '1 second' WHERE id = %s", (join.session.id,))
     with sql(role="anon") as cur, pytest.raises(errors.RaiseException, match="invalid_token"):
         cur.execute("SELECT * FROM session_for_token(%s)", (join.token,))
+
+
+def remote_rows(session_id: uuid.UUID, captured_at: datetime) -> str:
+    return json.dumps([reading_row(r) for r in readings_for(session_id, 1, source="remote", start=captured_at)])
+
+
+def test_anon_sends_late_readings_with_the_token_of_an_ended_session_within_the_grace_period(world, sql, database_url):
+    _, store = world.clinician()
+    join = store.start_remote_session(world.patient(store).id)
+    ended = store.end_session(join.session.id)
+    insert = "SELECT insert_remote_readings(%s, %s::jsonb)"
+    with sql(role="anon") as cur:
+        assert cur.execute(insert, (join.token, remote_rows(join.session.id, ended.ended_at))).fetchone()[0] == 1
+    with sql(role="anon") as cur, pytest.raises(errors.RaiseException, match="session_not_live: .* after the end"):
+        cur.execute(insert, (join.token, remote_rows(join.session.id, ended.ended_at + timedelta(seconds=6))))
+    with sql(role="anon") as cur, pytest.raises(errors.RaiseException, match="invalid_token"):
+        cur.execute("SELECT * FROM session_for_token(%s)", (join.token,))  # the patient's page: the session is over
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE sessions SET ended_at = now() - interval '25 hours' WHERE id = %s", (join.session.id,))
+    with sql(role="anon") as cur, pytest.raises(errors.RaiseException, match="invalid_token"):
+        cur.execute(insert, (join.token, remote_rows(join.session.id, ended.ended_at - timedelta(days=1, hours=2))))
+
+
+def test_anon_sends_readings_captured_before_the_link_expired_but_none_after(world, sql, database_url):
+    _, store = world.clinician()
+    join = store.start_remote_session(world.patient(store).id)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        expired = conn.execute("UPDATE sessions SET join_expires_at = now() - interval '1 minute' WHERE id = %s "
+                               "RETURNING join_expires_at", (join.session.id,)).fetchone()[0]
+    insert = "SELECT insert_remote_readings(%s, %s::jsonb)"
+    with sql(role="anon") as cur:
+        assert cur.execute(insert, (join.token, remote_rows(join.session.id, expired - timedelta(seconds=1)))).fetchone()[0] == 1
+    with sql(role="anon") as cur, pytest.raises(errors.RaiseException, match="invalid_token"):
+        cur.execute(insert, (join.token, remote_rows(join.session.id, expired + timedelta(seconds=30))))
+
+
+def test_a_late_remote_batch_still_goes_only_into_the_tokens_session(world, sql):
+    _, store = world.clinician()
+    join = store.start_remote_session(world.patient(store).id)
+    other = store.start_remote_session(world.patient(store).id)
+    ended = store.end_session(join.session.id)
+    store.end_session(other.session.id)
+    with sql(role="anon") as cur, pytest.raises(errors.RaiseException, match="token's session"):
+        cur.execute("SELECT insert_remote_readings(%s, %s::jsonb)",
+                    (join.token, remote_rows(other.session.id, ended.ended_at - timedelta(seconds=1))))
 
 
 def test_the_token_function_never_returns_the_token_hash(world, sql):

@@ -482,12 +482,13 @@ def test_readings_for_an_unknown_session_are_refused(world):
         device_store.insert_readings(readings_for(uuid.uuid4(), 1))
 
 
-def test_readings_for_an_ended_session_are_refused_and_nothing_is_written(world):
+def test_readings_captured_after_the_session_ended_are_refused_and_nothing_is_written(world):
+    # (readings captured before the end are still taken for a while: test_late_readings.py)
     _, store = world.clinician()
     session, device_store = world.in_person_session(store)
-    store.end_session(session.id)
+    ended = store.end_session(session.id)
     with pytest.raises(SessionNotLive):
-        device_store.insert_readings(readings_for(session.id, 2))
+        device_store.insert_readings(readings_for(session.id, 2, start=ended.ended_at + timedelta(seconds=6)))
     assert store.readings_since(session.id).readings == []
 
 
@@ -495,9 +496,10 @@ def test_a_batch_spanning_a_live_and_an_ended_session_writes_nothing(world):
     _, store = world.clinician()
     live = store.start_session(world.patient(store).id, "recorded_video")
     ended = store.start_session(world.patient(store).id, "recorded_video")
-    store.end_session(ended.id)
+    end = store.end_session(ended.id).ended_at
     with pytest.raises(SessionNotLive):
-        store.insert_readings(readings_for(live.id, 2, source="video") + readings_for(ended.id, 1, source="video"))
+        store.insert_readings(readings_for(live.id, 2, source="video") +
+                              readings_for(ended.id, 1, source="video", start=end + timedelta(seconds=6)))
     assert store.readings_since(live.id).readings == []
 
 
@@ -538,9 +540,12 @@ def test_remote_readings_need_a_valid_token_for_that_session(world):
     with pytest.raises(InvalidInput, match="token's session"):
         remote.insert_remote_readings(join.token, readings_for(other.id, 1, source="remote"))
     assert store.readings_since(other.id).readings == []
-    store.end_session(join.session.id)
+    end = store.end_session(join.session.id).ended_at
+    with pytest.raises(SessionNotLive):
+        remote.insert_remote_readings(join.token, readings_for(join.session.id, 1, source="remote",
+                                                               start=end + timedelta(seconds=6)))
     with pytest.raises(InvalidToken):
-        remote.insert_remote_readings(join.token, readings_for(join.session.id, 1, source="remote"))
+        remote.insert_remote_readings(join.token, [])  # the link itself is dead: the patient's page says so
 
 
 def test_remote_patients_cannot_read_anything(world):

@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -26,6 +26,7 @@ from store.api import Actor
 from store.errors import InvalidInput, InvalidToken, NotFound, PermissionDenied, SessionNotLive, StoreUnavailable
 from store.models import Clinician, NewPatient, Reading
 from store.supabase_rest import SupabaseRestStore
+from store.validation import LATE_READING_GRACE
 
 SERVICE_KEY = "test-service-role-key.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.signature"
 HAPPY = (0.05, 0.01, 0.04, 0.6, 0.1, 0.1, 0.1)
@@ -201,11 +202,74 @@ def test_insert_readings_upserts_with_on_conflict_id_and_ignore_duplicates(fake,
     assert set(insert.params("columns")[0].replace('"', "").split(",")) == set(first)
 
 
-def test_readings_for_an_ended_session_are_refused_before_any_insert(fake, store):
-    fake.reply("GET", "/rest/v1/sessions", Reply(200, [{"id": str(SESSION_ID), "status": "ended"}]))
+# Late readings: an ended session still takes readings captured by its end (+ tolerance) for a grace period after it, the
+# rule of the readings_insert policy (migration 20261125100000_late_readings.sql), applied here because the service key
+# bypasses RLS.
+def readings_at(start: datetime, count: int) -> list[Reading]:
+    return [Reading(SESSION_ID, start + timedelta(milliseconds=250 * i), HAPPY, "pi") for i in range(count)]
+
+
+def ended_session_row(ended_at: datetime) -> dict[str, Any]:
+    return {"id": str(SESSION_ID), "status": "ended", "ended_at": ended_at.isoformat()}
+
+
+def test_readings_captured_after_the_end_are_refused_before_any_insert(fake, store):
+    ended_at = datetime.now(timezone.utc) - timedelta(minutes=1)
+    batch = readings_at(ended_at + timedelta(seconds=6), 2)
+    fake.reply("GET", "/rest/v1/sessions", Reply(200, [ended_session_row(ended_at)]))
+    fake.reply("GET", "/rest/v1/readings", Reply(200, []))  # none of them is stored already
+    with pytest.raises(SessionNotLive, match="after the end"):
+        store.as_actor(Actor.for_device(DEVICE_ID)).insert_readings(batch)
+    assert [r.method for r in fake.requests] == ["GET", "GET"]
+    stored_check = fake.only("GET", "/rest/v1/readings")
+    assert stored_check.param("session_id") == f"eq.{SESSION_ID}"
+    assert stored_check.param("id") == f"in.({','.join(str(r.id) for r in batch)})"
+    assert fake.only("GET", "/rest/v1/sessions").param("select") == "id,status,ended_at"
+
+
+def test_readings_captured_before_the_end_are_upserted_after_it(fake, store):
+    ended_at = datetime.now(timezone.utc) - timedelta(minutes=1)
+    batch = readings_at(ended_at - timedelta(seconds=1), 2)
+    fake.reply("GET", "/rest/v1/sessions", Reply(200, [ended_session_row(ended_at)]))
+    fake.reply("POST", "/rest/v1/readings", Reply(201, [reading_row(1, batch[0].id, 0), reading_row(2, batch[1].id, 250)]))
+    assert store.as_actor(Actor.for_device(DEVICE_ID)).insert_readings(batch) == 2
+    assert [(r.method, r.path) for r in fake.requests] == [("GET", "/rest/v1/sessions"), ("POST", "/rest/v1/readings")]
+
+
+def test_late_readings_after_the_grace_period_are_refused(fake, store):
+    ended_at = datetime.now(timezone.utc) - LATE_READING_GRACE - timedelta(minutes=1)
+    fake.reply("GET", "/rest/v1/sessions", Reply(200, [ended_session_row(ended_at)]))
+    fake.reply("GET", "/rest/v1/readings", Reply(200, []))
+    with pytest.raises(SessionNotLive, match="more than"):
+        store.as_actor(Actor.for_device(DEVICE_ID)).insert_readings(readings_at(ended_at - timedelta(seconds=10), 1))
+    assert all(r.method == "GET" for r in fake.requests)
+
+
+def test_a_retry_of_stored_readings_is_not_refused_after_the_grace_period(fake, store):
+    ended_at = datetime.now(timezone.utc) - 2 * LATE_READING_GRACE
+    batch = readings_at(ended_at - timedelta(seconds=10), 2)
+    fake.reply("GET", "/rest/v1/sessions", Reply(200, [ended_session_row(ended_at)]))
+    fake.reply("GET", "/rest/v1/readings", Reply(200, [{"id": str(r.id)} for r in batch]))
+    fake.reply("POST", "/rest/v1/readings", Reply(201, []))  # ignore-duplicates: nothing new
+    assert store.as_actor(Actor.for_device(DEVICE_ID)).insert_readings(batch) == 0
+
+
+def test_the_stored_reading_check_asks_in_chunks(fake, store):
+    ended_at = datetime.now(timezone.utc) - timedelta(minutes=1)
+    batch = readings_at(ended_at + timedelta(seconds=6), 250)
+    fake.reply("GET", "/rest/v1/sessions", Reply(200, [ended_session_row(ended_at)]))
+    fake.reply("GET", "/rest/v1/readings", Reply(200, []), Reply(200, []), Reply(200, []))
     with pytest.raises(SessionNotLive):
-        store.as_actor(Actor.for_device(DEVICE_ID)).insert_readings(readings(2))
-    assert [r.method for r in fake.requests] == ["GET"]
+        store.as_actor(Actor.for_device(DEVICE_ID)).insert_readings(batch)
+    checks = [r for r in fake.requests if r.path == "/rest/v1/readings"]
+    assert [len(r.param("id").split(",")) for r in checks] == [100, 100, 50]
+
+
+def test_a_scheduled_session_takes_no_readings(fake, store):
+    fake.reply("GET", "/rest/v1/sessions", Reply(200, [{"id": str(SESSION_ID), "status": "scheduled", "ended_at": None}]))
+    fake.reply("GET", "/rest/v1/readings", Reply(200, []))
+    with pytest.raises(SessionNotLive, match="scheduled"):
+        store.as_actor(Actor.for_device(DEVICE_ID)).insert_readings(readings(1))
 
 
 def test_readings_for_a_session_the_actor_cannot_see_are_not_found(fake, store):
