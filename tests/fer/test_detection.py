@@ -71,6 +71,36 @@ def test_opencv_default_haar_settings_report_false_faces(photos_dir: Path) -> No
     assert sum(counts) > len(PHOTO_FACES), counts
 
 
+def photo_mosaic(photos_dir: Path, columns: int, rows: int, width: int, height: int):
+    """A 'group photo': the reference photos side by side (repeating), with the true face of each cell."""
+    names = [sorted(PHOTO_FACES)[i % len(PHOTO_FACES)] for i in range(columns * rows)]
+    cell_w, cell_h = width // columns, height // rows
+    canvas = np.full((height, width, 3), 40, np.uint8)
+    faces = []
+    for index, name in enumerate(names):
+        photo = read_photo(photos_dir, name)
+        scale = min(cell_w / photo.shape[1], cell_h / photo.shape[0])
+        resized = cv2.resize(photo, (int(photo.shape[1] * scale), int(photo.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        x = index % columns * cell_w + (cell_w - resized.shape[1]) // 2
+        y = index // columns * cell_h + (cell_h - resized.shape[0]) // 2
+        canvas[y:y + resized.shape[0], x:x + resized.shape[1]] = resized
+        cx, cy, side = PHOTO_FACES[name]
+        faces.append((x + cx * scale, y + cy * scale, side * scale))
+    return canvas, faces
+
+
+@pytest.mark.parametrize("columns, rows, width, height", [(4, 2, 1280, 720), (7, 1, 1920, 1080), (4, 3, 2400, 1800),
+                                                          (5, 4, 3000, 2000)])
+def test_every_face_of_a_group_photo_and_nothing_else(blazeface, photos_dir: Path, columns, rows, width, height) -> None:
+    """Faces down to ~60 px in frames up to 3000x2000 (large photos are also scanned as a grid of tiles)."""
+    mosaic, faces = photo_mosaic(photos_dir, columns, rows, width, height)
+    boxes = blazeface.detect(mosaic)
+    assert len(boxes) == len(faces), (boxes, faces)
+    for expected in faces:
+        assert any(abs(b.center[0] - expected[0]) < 0.3 * expected[2] and abs(b.center[1] - expected[1]) < 0.3 * expected[2]
+                   for b in boxes), expected
+
+
 @pytest.mark.parametrize("convert", ["gray", "gray3d", "rgb", "bgra"])
 def test_gray_rgb_and_bgra_frames_give_the_same_face(blazeface, photos_dir: Path, convert: str) -> None:
     bgr = read_photo(photos_dir, "obama.jpg")
