@@ -155,6 +155,7 @@ class WriterStatus:
     pending: int  # readings waiting for the next (or a retried) write
     failed_attempts: int  # writes that raised and will be retried
     rejected: int  # readings the store refused as invalid input (dropped: they can never be stored)
+    refused: int  # readings captured after the session ended or the link closed (the store no longer takes them)
     overflowed: int  # oldest readings dropped because the store was down longer than max_pending allows
     last_error: str
     closed_reason: str  # non-empty once the session no longer accepts readings (token expired, session ended)
@@ -166,7 +167,9 @@ class ReadingBatchWriter:
     `write(batch)` is called with up to `max_batch` readings. When it raises StoreUnavailable (or any unexpected
     error), the same readings stay at the front of the queue and are retried after a back-off: nothing is lost, and
     because every Reading carries a client UUID the store skips any that an earlier, half-acknowledged attempt already
-    stored. InvalidToken / SessionNotLive close the writer (the clinician ended the session or the link expired).
+    stored. When the clinician ends the session (or the link expires) the store keeps taking readings captured by the
+    end, for a while; the first refusal (InvalidToken / SessionNotLive) closes the writer, after storing whatever part
+    of that batch was captured in time (`_accepted_prefix`).
     """
 
     def __init__(
@@ -191,6 +194,7 @@ class ReadingBatchWriter:
         self._written = 0
         self._failed_attempts = 0
         self._rejected = 0
+        self._refused = 0
         self._overflowed = 0
         self._last_error = ""
         self._closed_reason = ""
@@ -220,6 +224,7 @@ class ReadingBatchWriter:
                 pending=len(self._pending),
                 failed_attempts=self._failed_attempts,
                 rejected=self._rejected,
+                refused=self._refused,
                 overflowed=self._overflowed,
                 last_error=self._last_error,
                 closed_reason=self._closed_reason,
@@ -272,10 +277,11 @@ class ReadingBatchWriter:
                 batch = list(self._pending[: self.max_batch])
                 self._last_write_at = now
             try:
-                self._write(batch)
-            except (InvalidToken, SessionNotLive) as exc:
-                self._close(f"{type(exc).__name__}: {exc}")
-                return
+                try:
+                    self._write(batch)
+                    stored, refusal = batch, None
+                except (InvalidToken, SessionNotLive) as exc:
+                    stored, refusal = self._accepted_prefix(batch, exc)
             except InvalidInput as exc:
                 # A reading the store can never accept would block the queue forever: drop this batch, say so loudly.
                 log.error("store rejected %d remote readings as invalid: %s", len(batch), exc)
@@ -293,7 +299,27 @@ class ReadingBatchWriter:
                     log.warning("writing %d remote readings failed (%s); retrying in %.1fs", len(batch), exc, backoff)
                 continue
             backoff = 0.0
-            self._finish_batch(batch, written=len(batch), rejected=0, error="")
+            self._finish_batch(stored, written=len(stored), rejected=0, error="")
+            if refusal is not None:
+                self._close(f"{type(refusal).__name__}: {refusal}")
+                return
+
+    def _accepted_prefix(self, batch: list[Reading], refusal: StoreError) -> tuple[list[Reading], StoreError]:
+        """The session ended (or its link closed) while this batch was on its way. The store still takes readings
+        captured by the end (plus a small tolerance) but refuses the batch as a whole, so store the longest accepted
+        prefix in capture order (bisection: a few round trips) and report the refusal for the rest.
+
+        Transient errors propagate (the caller retries the whole batch; what was stored is skipped by UUID)."""
+        ordered = sorted(batch, key=lambda r: r.captured_at)
+        stored, longest = 0, len(ordered) - 1  # ordered[:stored] is in the store; the whole batch was refused
+        while stored < longest:
+            end = (stored + longest + 1) // 2
+            try:
+                self._write(ordered[stored:end])
+                stored = end
+            except (InvalidToken, SessionNotLive) as exc:
+                refusal, longest = exc, end - 1
+        return ordered[:stored], refusal
 
     def _finish_batch(self, batch: list[Reading], written: int, rejected: int, error: str) -> None:
         with self._cond:
@@ -310,6 +336,9 @@ class ReadingBatchWriter:
         with self._cond:
             self._closed_reason = reason
             self._last_error = reason
+            # Everything still queued was captured later than what the store just refused: it cannot be stored.
+            self._refused += len(self._pending)
+            self._pending = []
         log.info("remote reading writer closed: %s", reason)
         if self._on_closed:
             self._on_closed(reason)

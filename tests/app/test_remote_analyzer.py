@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import cv2
 import numpy as np
@@ -121,8 +121,9 @@ def test_ending_the_session_stops_the_analysis(analyze, face_frames, system_stor
                               analysis_fps=20, on_closed=closed.append)
     analyzer.offer(face_frames[0])
     assert wait_until(lambda: analyzer.status().readings_written == 1)
-    clinician_store.end_session(remote_join.session.id)
-    feed(analyzer, face_frames, seconds=1.0)
+    ended = clinician_store.end_session(remote_join.session.id)
+    # A frame captured well after the end (beyond the store's clock-skew tolerance) is refused: the analysis stops.
+    analyzer.offer(face_frames[1], captured_at=ended.ended_at + timedelta(seconds=30))
     assert wait_until(lambda: bool(closed))
     analysed = analyzer.status().frames_analysed
     feed(analyzer, face_frames, seconds=0.5)

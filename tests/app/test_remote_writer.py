@@ -28,7 +28,10 @@ def remote_join(clinician_store) -> RemoteJoin:
 
 
 def make_readings(session_id: uuid.UUID, count: int) -> list[Reading]:
-    start = datetime.now(timezone.utc)
+    return make_readings_at(session_id, datetime.now(timezone.utc), count)
+
+
+def make_readings_at(session_id: uuid.UUID, start: datetime, count: int) -> list[Reading]:
     return [
         Reading(session_id=session_id, captured_at=start + timedelta(milliseconds=250 * i), probabilities=PROBABILITIES,
                 source="remote", box=(100, 80, 200, 200))
@@ -151,16 +154,34 @@ def test_stop_writes_what_is_still_pending(clinician_store, system_store, remote
 def test_ending_the_session_closes_the_writer(clinician_store, system_store, remote_join):
     closed: list[str] = []
     writer = ReadingBatchWriter(remote_writer(system_store, remote_join.token), interval_s=0.1, on_closed=closed.append)
-    readings = make_readings(remote_join.session.id, 4)
-    writer.add(readings[0])
+    before_end = make_readings(remote_join.session.id, 1)
+    writer.add(before_end[0])
     assert wait_until(lambda: writer.status().written == 1)
-    clinician_store.end_session(remote_join.session.id)
-    writer.add(readings[1])
+    ended = clinician_store.end_session(remote_join.session.id)
+    after_end = make_readings_at(remote_join.session.id, ended.ended_at + timedelta(seconds=10), 2)
+    writer.add(after_end[0])
     assert wait_until(lambda: writer.status().closed_reason != "")
     assert closed and writer.status().closed_reason == closed[0]
-    assert not writer.add(readings[2])  # nothing more is accepted once closed
+    assert writer.status().refused == 1 and writer.status().pending == 0
+    assert not writer.add(after_end[1])  # nothing more is accepted once closed
     writer.stop()
-    assert len(stored_ids(clinician_store, remote_join.session.id)) == 1
+    assert stored_ids(clinician_store, remote_join.session.id) == [before_end[0].id]
+
+
+def test_readings_captured_before_the_end_are_kept_when_a_batch_straddles_it(clinician_store, system_store, remote_join):
+    """The store refuses a batch as a whole when any reading in it was captured after the end: the writer still stores
+    the ones captured in time (the last seconds of the session) and drops only the late ones."""
+    write = CountingWrite(remote_writer(system_store, remote_join.token))
+    ended = clinician_store.end_session(remote_join.session.id)
+    in_time = make_readings_at(remote_join.session.id, ended.ended_at - timedelta(seconds=3), 5)  # 250 ms apart
+    too_late = make_readings_at(remote_join.session.id, ended.ended_at + timedelta(seconds=20), 4)
+    writer = ReadingBatchWriter(write, interval_s=60)
+    for reading in [*too_late[:2], *in_time, *too_late[2:]]:  # arrival order need not be capture order
+        writer.add(reading)
+    status = writer.stop(timeout=10)
+    assert sorted(stored_ids(clinician_store, remote_join.session.id)) == sorted(r.id for r in in_time)
+    assert status.written == 5 and status.refused == 4 and status.pending == 0 and status.closed_reason
+    assert len(write.batches) <= 6  # the whole batch, then a bisection: a few round trips, not one per reading
 
 
 def test_pending_readings_are_bounded_while_the_store_is_down(remote_join):
