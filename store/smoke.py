@@ -84,9 +84,12 @@ def run_checks(system: Store, say: Callable[[str], None] = print) -> bool:
          lambda: equal([r.captured_at for r in store.readings_since(session.id).readings], [r.captured_at for r in batch]))
     step("session aggregate", lambda: equal(store.session_aggregate(session.id).readings, 20))
     step("annotate", lambda: store.add_annotation(session.id, start, "smoke"))
-    step("end the session", lambda: store.end_session(session.id))
-    step("readings after the end are refused", expect(SessionNotLive, lambda: device.insert_readings(
-        [Reading(session.id, start, HAPPY, "pi")])))
+    ended = step("end the session", lambda: store.end_session(session.id))
+    if ended is not None:
+        step("a late reading captured before the end is still stored", lambda: equal(device.insert_readings(
+            [Reading(session.id, ended.ended_at - timedelta(seconds=1), HAPPY, "pi")]), 1))
+        step("a reading captured after the end is refused", expect(SessionNotLive, lambda: device.insert_readings(
+            [Reading(session.id, ended.ended_at + timedelta(minutes=1), HAPPY, "pi")])))
     join = step("start a remote session", lambda: store.start_remote_session(patient.id, timedelta(minutes=10)))
     if join is not None:
         remote = system.as_actor(Actor("remote"))
@@ -94,8 +97,12 @@ def run_checks(system: Store, say: Callable[[str], None] = print) -> bool:
         step("remote readings through the token", lambda: equal(remote.insert_remote_readings(
             join.token, [Reading(join.session.id, start, HAPPY, "remote", id=uuid.uuid4())]), 1))
         step("a wrong token is refused", expect(InvalidToken, lambda: remote.session_for_token("w" * 43)))
-        step("end the remote session", lambda: store.end_session(join.session.id))
-        step("its token no longer works", expect(InvalidToken, lambda: remote.session_for_token(join.token)))
+        remote_end = step("end the remote session", lambda: store.end_session(join.session.id))
+        step("its token no longer opens the session", expect(InvalidToken, lambda: remote.session_for_token(join.token)))
+        if remote_end is not None:
+            step("a late remote reading captured before the end is still stored", lambda: equal(
+                remote.insert_remote_readings(join.token, [Reading(join.session.id, remote_end.ended_at, HAPPY,
+                                                                   "remote")]), 1))
     step("audit log has entries", lambda: equal(bool(system.list_audit(limit=5)), True))
     say(f"{'all checks passed' if failures == 0 else f'{failures} check(s) FAILED'} (data tagged {tag})")
     return failures == 0

@@ -65,15 +65,27 @@ def test_drains_the_spool_exactly_once(clinic, tmp_path):
     assert totals.acknowledged == totals.spooled == 1300 and totals.pending == 0
 
 
-def test_readings_for_an_ended_session_are_kept_aside_not_lost(clinic, tmp_path):
+def test_readings_captured_after_the_session_ended_are_kept_aside_not_lost(clinic, tmp_path):
     session = clinic.start_session()
     spool = Spool(tmp_path / "spool.sqlite3")
-    clinic.clinician.end_session(session.id)
-    spool.add(readings(session.id, 5))
+    ended = clinic.clinician.end_session(session.id)
+    # beyond the store's clock-skew tolerance (store.validation.LATE_READING_TOLERANCE, 5 s): the store refuses them
+    spool.add(readings(session.id, 5, ended.ended_at + timedelta(seconds=30)))
     worker = make_worker(clinic, spool)
     worker.cycle()
     assert spool.pending_count() == 0
     assert spool.rejected_count() == 5
+
+
+def test_readings_captured_before_the_end_and_sent_after_it_are_stored(clinic, tmp_path):
+    session = clinic.start_session()
+    spool = Spool(tmp_path / "spool.sqlite3")
+    ended = clinic.clinician.end_session(session.id)
+    spool.add(readings(session.id, 8, ended.ended_at - timedelta(seconds=2)))  # the last 2 s, still in the spool
+    worker = make_worker(clinic, spool)
+    worker.cycle()
+    assert spool.pending_count() == 0 and spool.rejected_count() == 0
+    assert count(clinic, session.id) == 8
 
 
 def test_wrong_device_key_is_a_clear_fatal_error(clinic, tmp_path):
