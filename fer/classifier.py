@@ -185,6 +185,9 @@ def _check_signature(interpreter: Any, meta: ModelMetadata, path: Path) -> None:
     shape = tuple(int(v) for v in inputs[0]["shape"])
     if not (len(shape) == 4 and shape[3] == 1 or len(shape) == 3):
         raise InvalidModelError(f"{path}: input shape {shape} is not a grayscale image batch (N, H, W, 1) or (N, H, W)")
+    signature = inputs[0].get("shape_signature")
+    if shape[0] != 1 and (signature is None or int(signature[0]) != -1):
+        raise InvalidModelError(f"{path}: input has a fixed batch of {shape[0]}; export it with batch 1 or a dynamic batch")
     if tuple(shape[1:3]) != tuple(meta.input_size):
         raise InvalidModelError(f"{path}: model input is {shape[1]}x{shape[2]} but its metadata says "
                                 f"{meta.input_size[0]}x{meta.input_size[1]}")
