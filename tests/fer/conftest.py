@@ -35,7 +35,8 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_tiny_model(directory / "tiny_logits.tflite", softmax=False)
     build_tiny_model(directory / "five_classes.tflite", classes=5)
     build_tiny_model(directory / "color_input.tflite", channels=3)
-    for name in ("tiny_float", "tiny_int8", "tiny_uint8", "tiny_logits", "five_classes", "color_input"):
+    build_tiny_model(directory / "fixed_batch4.tflite", batch=4)
+    for name in ("tiny_float", "tiny_int8", "tiny_uint8", "tiny_logits", "five_classes", "color_input", "fixed_batch4"):
         tiny_metadata().write(directory / f"{name}.json")
     return directory
 

@@ -169,6 +169,10 @@ class TestLoadErrors:
         with pytest.raises(InvalidModelError, match="grayscale"):
             EmotionClassifier.load(tiny_model_dir / "color_input.tflite")
 
+    def test_fixed_batch_other_than_one_is_refused(self, tiny_model_dir: Path) -> None:
+        with pytest.raises(InvalidModelError, match="fixed batch of 4"):
+            EmotionClassifier.load(tiny_model_dir / "fixed_batch4.tflite")
+
     @pytest.mark.parametrize("threads", [0, -1, 1.5, "2"])
     def test_bad_thread_count(self, tiny_model_dir: Path, threads) -> None:
         with pytest.raises(ValueError, match="num_threads"):

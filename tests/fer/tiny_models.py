@@ -13,7 +13,7 @@ import numpy as np
 
 def build_tiny_model(path: Path, *, input_size: tuple[int, int] = (48, 48), classes: int = 7,
                      int8: bool = False, uint8: bool = False, softmax: bool = True,
-                     channels: int = 1) -> Path:
+                     channels: int = 1, batch: int = 1) -> Path:
     import tensorflow as tf  # dev dependency only: the product never imports TensorFlow
 
     height, width = input_size
@@ -21,7 +21,7 @@ def build_tiny_model(path: Path, *, input_size: tuple[int, int] = (48, 48), clas
     weights = tf.constant(rng.normal(0, 0.8, (9 * channels, classes)).astype(np.float32))
     bias = tf.constant(rng.normal(0, 0.5, classes).astype(np.float32))
 
-    @tf.function(input_signature=[tf.TensorSpec([1, height, width, channels], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([batch, height, width, channels], tf.float32)])
     def model(x: tf.Tensor) -> tf.Tensor:
         window = (height // 3, width // 3)
         pooled = tf.nn.avg_pool2d(x, ksize=window, strides=window, padding="VALID")
