@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from fer.errors import InvalidImageError, InvalidModelError, ModelNotFoundError
@@ -124,11 +125,16 @@ class EmotionClassifier:
         """Resize and normalise faces into the model's input tensor (N, H, W, 1) of its input dtype."""
         images = _check_faces(faces)
         height, width = self.input_size
-        resized = np.stack([resize_face(face, (height, width)) for face in images]) if len(images) else \
+        resized = np.stack([self._resize(face, (height, width)) for face in images]) if len(images) else \
             np.zeros((0, height, width), dtype=np.uint8)
         values = resized.astype(np.float32) * np.float32(self.metadata.scale) + np.float32(self.metadata.offset)
         values = values.reshape(len(resized), *self._input_shape[1:])
         return _quantize(values, self._input)
+
+    def _resize(self, face: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        resized = resize_face(face, size)
+        # The training pipeline equalised the 48x48 faces when its recipe said so; the sidecar carries that choice.
+        return cv2.equalizeHist(np.ascontiguousarray(resized)) if self.metadata.equalize_histogram else resized
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """Invoke in chunks of `max_batch` faces (one resized invoke each), or face by face."""

@@ -1,6 +1,8 @@
 """The model's sidecar JSON (same stem as the .tflite): input size, normalisation, labels and training metrics.
 
-Preprocessing is driven by this file only, so a new model never needs new code: `input = pixel * scale + offset`.
+Preprocessing is driven by this file only, so a new model never needs new code: `input = pixel * scale + offset`,
+after histogram equalisation of the resized face when `normalization.equalize_histogram` is true (as the model was
+trained).
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ class ModelMetadata:
     offset: float
     labels: tuple[str, ...] = LABELS
     metrics: dict[str, Any] = field(default_factory=dict)
+    equalize_histogram: bool = False  # cv2.equalizeHist on the resized face before scale/offset
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "input_size": list(self.input_size),
-            "normalization": {"scale": self.scale, "offset": self.offset},
+            "normalization": {"scale": self.scale, "offset": self.offset,
+                              "equalize_histogram": self.equalize_histogram},
             "labels": list(self.labels),
             "metrics": self.metrics,
         }
@@ -68,6 +72,9 @@ def parse_metadata(raw: Any, source: str = "metadata") -> ModelMetadata:
         raise fail(f"'normalization' must be {{'scale': number, 'offset': number}}, got {norm!r}")
     if norm["scale"] == 0:
         raise fail("'normalization.scale' must not be 0")
+    equalize = norm.get("equalize_histogram", False)
+    if not isinstance(equalize, bool):
+        raise fail(f"'normalization.equalize_histogram' must be true or false, got {equalize!r}")
     labels = raw.get("labels", list(LABELS))
     if not (isinstance(labels, (list, tuple)) and sorted(labels) == sorted(LABELS)):
         raise fail(f"'labels' must be the 7 classes {list(LABELS)} in some order, got {labels!r}")
@@ -81,6 +88,7 @@ def parse_metadata(raw: Any, source: str = "metadata") -> ModelMetadata:
         offset=float(norm["offset"]),
         labels=tuple(labels),
         metrics=metrics,
+        equalize_histogram=equalize,
     )
 
 

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -70,6 +71,17 @@ class TestPredictContract:
         assert not np.allclose(standard.predict(faces), other.predict(faces), atol=1e-3)
         expected = faces[..., None].astype(np.float32) / 127.5 - 1.0
         assert np.allclose(standard.prepare(faces), expected, atol=1e-6)
+
+    def test_histogram_equalisation_when_the_sidecar_asks(self, tiny_model_dir: Path) -> None:
+        faces = (gradient_faces(3).astype(np.float32) * 0.3 + 80).astype(np.uint8)  # low contrast
+        meta = {**tiny_metadata().to_json()}
+        meta["normalization"] = {**meta["normalization"], "equalize_histogram": True}
+        equalising = EmotionClassifier.load(tiny_model_dir / "tiny_float.tflite", metadata=meta)
+        plain = EmotionClassifier.load(tiny_model_dir / "tiny_float.tflite")
+        assert equalising.metadata.equalize_histogram and not plain.metadata.equalize_histogram
+        equalised = np.stack([cv2.equalizeHist(face) for face in faces])
+        assert np.allclose(equalising.prepare(faces), plain.prepare(equalised))
+        assert not np.allclose(equalising.predict(faces), plain.predict(faces), atol=1e-3)
 
     def test_label_order_of_the_sidecar_is_mapped_to_LABELS(self, tiny_model_dir: Path, tmp_path: Path) -> None:
         faces = gradient_faces(3)
@@ -149,6 +161,8 @@ class TestLoadErrors:
         (json.dumps({"input_size": [48], "normalization": {"scale": 1, "offset": 0}}), "input_size"),
         (json.dumps({"input_size": [48, 48]}), "normalization"),
         (json.dumps({"input_size": [48, 48], "normalization": {"scale": 0, "offset": 0}}), "scale"),
+        (json.dumps({"input_size": [48, 48], "normalization": {"scale": 1, "offset": 0, "equalize_histogram": "yes"}}),
+         "equalize_histogram"),
         (json.dumps({"input_size": [48, 48], "normalization": {"scale": 1, "offset": 0}, "labels": ["a"] * 7}), "labels"),
     ])
     def test_invalid_sidecar(self, tiny_model_dir: Path, tmp_path: Path, sidecar: str, message: str) -> None:
