@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 from urllib.parse import urlencode
 
 import numpy as np
@@ -391,7 +392,7 @@ def reading_from_faces(
 
 @dataclass(frozen=True)
 class RemoteStatus:
-    """What the patient's page shows (and the clinician's, when relayed)."""
+    """One patient stream's counters: what the patient's page shows, and what the logs record when it ends."""
 
     frames_received: int
     frames_analysed: int
@@ -564,18 +565,5 @@ def remote_writer(store: Store, token: str) -> Callable[[Sequence[Reading]], int
 
 
 def default_analysis_gate() -> threading.Semaphore:
-    import os
-
+    """About one analysis per CPU core at a time, for the whole process."""
     return threading.Semaphore(max(1, os.cpu_count() or 1))
-
-
-def describe(status: RemoteStatus) -> dict[str, Any]:
-    """Plain numbers for the status panel and logs."""
-    w = status.writer
-    return {
-        "frames received": status.frames_received,
-        "frames analysed": status.frames_analysed,
-        "frames without a face": status.frames_without_face,
-        "readings saved": w.written,
-        "readings waiting": w.pending,
-    }
