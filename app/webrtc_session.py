@@ -86,6 +86,7 @@ class PatientStream:
         self._analyzer: RemoteAnalyzer | None = None
         self._last_status: RemoteStatus | None = None
         self._closed_reason = ""
+        self._superseded = False
         self.connected_at: datetime | None = None
         self.output_video_track: Any = None  # set by the page once playing, for the clinician relay
 
@@ -134,26 +135,38 @@ class PatientStream:
         """Non-empty once the store refused the token (session ended or link expired): stop the camera."""
         return self._closed_reason
 
+    @property
+    def superseded(self) -> bool:
+        """True once the same link started streaming from another window or device: only one stream feeds a session,
+        so two cameras never interleave their readings."""
+        return self._superseded
+
     def stop(self) -> None:
+        self.on_video_ended()
+
+    def supersede(self) -> None:
+        with self._lock:
+            self._superseded = True
         self.on_video_ended()
 
     def _current_analyzer(self) -> RemoteAnalyzer | None:
         with self._lock:
-            if self._closed_reason:
+            if self._closed_reason or self._superseded:
                 return None
-            if self._analyzer is None:
-                self._analyzer = RemoteAnalyzer(
-                    self.session_id,
-                    analyze=self._analyze,
-                    write=self._write,
-                    analysis_fps=self._analysis_fps,
-                    analysis_gate=self._gate,
-                    write_interval_s=self._write_interval_s,
-                    on_closed=self._on_closed,
-                )
-                self.connected_at = datetime.now(timezone.utc)
-                _register(self)
-            return self._analyzer
+            if self._analyzer is not None:
+                return self._analyzer
+            analyzer = self._analyzer = RemoteAnalyzer(
+                self.session_id,
+                analyze=self._analyze,
+                write=self._write,
+                analysis_fps=self._analysis_fps,
+                analysis_gate=self._gate,
+                write_interval_s=self._write_interval_s,
+                on_closed=self._on_closed,
+            )
+            self.connected_at = datetime.now(timezone.utc)
+        _register(self)  # outside our lock: it may stop another stream, which takes that stream's lock
+        return analyzer
 
     def _on_closed(self, reason: str) -> None:
         self._closed_reason = reason
@@ -166,8 +179,13 @@ _streams_lock = threading.Lock()
 
 
 def _register(stream: PatientStream) -> None:
+    """The newest stream of a session wins (the patient reopened the link on another device, or in a new tab); the
+    older one stops analysing and its page says so."""
     with _streams_lock:
+        previous = _streams.get(stream.session_id)
         _streams[stream.session_id] = stream
+    if previous is not None and previous is not stream:
+        previous.supersede()
 
 
 def _unregister(stream: PatientStream) -> None:

@@ -96,6 +96,9 @@ def show_status() -> None:
         if not ended:
             st.rerun()  # full rerun: the token check then ends the page
         return
+    if stream.superseded:
+        st.warning("This session continues in another window or device; this one no longer sends anything.")
+        return
     status = stream.status()
     if not stream.streaming:
         st.caption("Camera off. Press **Start camera** when you are ready.")

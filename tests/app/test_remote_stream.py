@@ -97,6 +97,25 @@ def test_start_again_after_stop_starts_a_fresh_analysis():
     stream.stop()
 
 
+def test_a_second_window_on_the_same_link_takes_over_the_session():
+    write = RecordingWrite()
+    session_id = uuid.uuid4()
+    first = PatientStream(session_id, write, one_face, analysis_fps=50)
+    second = PatientStream(session_id, write, one_face, analysis_fps=50)
+    first.video_frame_callback(camera_frame())
+    assert wait_until(lambda: len(write.readings) == 1)
+    second.video_frame_callback(camera_frame())
+    assert first.superseded and not first.streaming and webrtc_session.live_stream(session_id) is second
+    assert wait_until(lambda: len(write.readings) == 2)
+    for _ in range(5):  # the first window keeps showing its video, but feeds nothing into the session any more
+        time.sleep(0.03)
+        first.video_frame_callback(camera_frame())
+    assert wait_until(lambda: first.status() is not None)  # its analyzer was stopped (on its own thread)
+    time.sleep(0.3)
+    assert first.status().frames_analysed == 1 and len(write.readings) == 2
+    second.stop()
+
+
 def test_rtc_configuration_is_always_an_explicit_list():
     assert webrtc_session.rtc_configuration(Settings()) == {"iceServers": []}
     stun = [{"urls": ["stun:stun.example.org:3478"]}]
