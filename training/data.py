@@ -43,6 +43,13 @@ def equalize_histograms(images: np.ndarray) -> np.ndarray:
     return np.stack([cv2.equalizeHist(image) for image in images]) if len(images) else images
 
 
+def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
+    """Blur each uint8 image (N, H, W) like `fer` does at run time when the model's metadata asks."""
+    if sigma <= 0 or not len(images):
+        return images
+    return np.stack([cv2.GaussianBlur(image, (0, 0), sigma) for image in images])
+
+
 def load_split(source: str | Path, split: str) -> Dataset:
     """Load one split ("train", "val" or "test") from a FER2013 CSV file or folder root."""
     source = Path(source)

@@ -25,7 +25,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fer.labels import LABELS  # noqa: E402
-from training.data import equalize_histograms, load_split  # noqa: E402
+from training.data import equalize_histograms, gaussian_blur, load_split  # noqa: E402
 from training.evaluate import evaluate, tflite_predictor  # noqa: E402
 
 DEFAULT_DATA = Path(os.environ.get("FER_DATA_DIR", "../shared/datasets/fer2013"))

@@ -21,7 +21,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fer.labels import LABELS  # noqa: E402
-from training.data import Dataset, equalize_histograms, load_split  # noqa: E402
+from training.data import Dataset, equalize_histograms, gaussian_blur, load_split  # noqa: E402
 from training.models import Architecture, get_architecture  # noqa: E402
 from training.recipes import RECIPES, Recipe  # noqa: E402
 
@@ -101,6 +101,7 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
     train_data, val_data = load_split(data_dir, "train"), load_split(data_dir, "val")
     if limit:
         train_data = Dataset(train_data.images[:limit], train_data.labels[:limit])
+    val_data = Dataset(gaussian_blur(val_data.images, recipe.deploy_blur_sigma), val_data.labels)
     if recipe.equalize_histogram:
         train_data = Dataset(equalize_histograms(train_data.images), train_data.labels)
         val_data = Dataset(equalize_histograms(val_data.images), val_data.labels)
@@ -115,7 +116,8 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
     )
     config = {"arch": arch_name, "epochs": epochs, "seed": seed, "data": str(data_dir), "recipe": recipe.as_dict(),
               "normalization": {"scale": arch.normalization.scale, "offset": arch.normalization.offset,
-                                "equalize_histogram": recipe.equalize_histogram},
+                                "equalize_histogram": recipe.equalize_histogram,
+                                "gaussian_blur_sigma": recipe.deploy_blur_sigma},
               "params": model.count_params(), "train_size": len(train_data)}
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
 
