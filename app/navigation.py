@@ -14,12 +14,23 @@ def join_page() -> st.Page:
     return st.Page("pages/join.py", title="Join session", icon=":material/videocam:", url_path=JOIN_PAGE_PATH, visibility="hidden")
 
 
+LOGIN_PATH = "login"
+# A default page is served at "/" and its own url_path answers nothing (Streamlit reserves it), so each default page gets
+# an unused name and a hidden twin answers its real address.
+SIGNED_OUT_HOME = "welcome"
+SIGNED_IN_HOME = "home"
+SIGNED_IN_PATHS = ("patients", "patient", "sessions", "live", "review", "progress", "devices", "clinicians", "audit")
+
+
 def pages_for(clinician: Clinician | None) -> dict[str, list[st.Page]] | list[st.Page]:
     if clinician is None:
-        return [st.Page("pages/login.py", title="Log in", icon=":material/login:", url_path="login", default=True), join_page()]
+        # Every signed-in address shows the login form too (hidden aliases), so a bookmark or a reload of /live?session=...
+        # asks for the password and then lands where it pointed, instead of a "page not found" dialog.
+        aliases = [st.Page("pages/login.py", title="Log in", url_path=path, visibility="hidden") for path in (LOGIN_PATH, *SIGNED_IN_PATHS)]
+        return [st.Page("pages/login.py", title="Log in", icon=":material/login:", url_path=SIGNED_OUT_HOME, default=True), join_page(), *aliases]
     pages: dict[str, list[st.Page]] = {
         "Clinic": [
-            st.Page("pages/patients.py", title="Patients", icon=":material/groups:", url_path="patients", default=True),
+            st.Page("pages/patients.py", title="Patients", icon=":material/groups:", url_path=SIGNED_IN_HOME, default=True),
             st.Page("pages/patient.py", title="Patient", icon=":material/person:", url_path="patient", visibility="hidden"),
             st.Page("pages/sessions.py", title="Sessions", icon=":material/play_circle:", url_path="sessions"),
             st.Page("pages/live.py", title="Live dashboard", icon=":material/monitor_heart:", url_path="live"),
@@ -33,5 +44,14 @@ def pages_for(clinician: Clinician | None) -> dict[str, list[st.Page]] | list[st
             st.Page("pages/clinicians.py", title="Clinicians", icon=":material/badge:", url_path="clinicians"),
             st.Page("pages/audit.py", title="Audit log", icon=":material/policy:", url_path="audit"),
         ]
-    pages["Setup"].append(join_page())
+    # /login after signing in (a reload of the page the form was on) goes to the patients list.
+    pages["Setup"] += [
+        join_page(),
+        st.Page("pages/patients.py", title="Patients", url_path="patients", visibility="hidden"),
+        st.Page(_to_patients, title="Log in", url_path=LOGIN_PATH, visibility="hidden"),
+    ]
     return pages
+
+
+def _to_patients() -> None:
+    st.switch_page("pages/patients.py")

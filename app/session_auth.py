@@ -7,6 +7,7 @@ cookie controller works unchanged, plus `CLINICIAN_KEY` for the run's Clinician.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 import streamlit as st
@@ -52,9 +53,7 @@ def resolve_clinician(store: Store, settings: Settings) -> Clinician | None:
     log-out button and setting the cookie after a fresh login. The result is re-read from the store on every run, so a
     locked or removed account is signed out at once."""
     authenticator = _authenticator(store, settings)
-    if st.session_state.pop(_COOKIE_PENDING_KEY, False):
-        # Set on the run after login, not before st.rerun(): a component rendered just before a rerun never reaches the browser.
-        authenticator.cookie_controller.set_cookie()
+    _sync_cookie(authenticator)
 
     clinician: Clinician | None = None
     username = st.session_state.get("username")
@@ -62,6 +61,8 @@ def resolve_clinician(store: Store, settings: Settings) -> Clinician | None:
         clinician = store.get_clinician_by_username(username)
     else:
         token = authenticator.cookie_controller.get_cookie()
+        if token and _revoked(token):
+            token = None
         if token:
             try:
                 authenticator.authentication_controller.login(token=token)
@@ -76,6 +77,34 @@ def resolve_clinician(store: Store, settings: Settings) -> Clinician | None:
         return None
     st.session_state[CLINICIAN_KEY] = clinician
     return clinician
+
+
+@st.cache_resource
+def _logged_out_at() -> dict[str, float]:
+    """username -> when they last logged out (this process). Cookies issued before that are refused even if the browser
+    kept them (a reload before the delete reached the browser, a copied cookie)."""
+    return {}
+
+
+def _revoked(token: dict) -> bool:
+    issued_at = float(token.get("exp_date", 0)) - COOKIE_EXPIRY_DAYS * 86400
+    return issued_at <= _logged_out_at().get(str(token.get("username")), float("-inf"))
+
+
+def _sync_cookie(authenticator: stauth.Authenticate) -> None:
+    """Set (after login) or delete (after logout) the browser's cookie, and keep asking on every run until the cookie
+    component reports that the browser did it: a component rendered just before a rerun, or removed by the next run
+    before its frame loaded, would otherwise never act (a reload right after logging in would ask for the password
+    again, and worse, a reload right after logging out would log back in). streamlit-authenticator's cookie manager
+    uses the component keys "set" and "delete"; their values turn True once the browser has done it."""
+    if st.session_state.get(_COOKIE_PENDING_KEY) == "set":
+        authenticator.cookie_controller.set_cookie()
+        if st.session_state.get("set") is True:
+            st.session_state.pop(_COOKIE_PENDING_KEY)
+    elif st.session_state.get(_COOKIE_PENDING_KEY) == "delete":
+        authenticator.cookie_controller.delete_cookie()
+        if st.session_state.get("delete") is True:
+            st.session_state.pop(_COOKIE_PENDING_KEY)
 
 
 def sidebar_account(store: Store, clinician: Clinician) -> Clinician | None:
@@ -94,9 +123,12 @@ def log_out(store: Store, clinician: Clinician) -> None:
         store.as_actor(Actor.for_clinician(clinician)).audit("logout", "clinician", str(clinician.id))
     except StoreError:
         pass  # logging out must work even when the audit cannot be written
+    _logged_out_at()[clinician.username] = time.time()
     if authenticator is not None:
         authenticator.authentication_controller.logout()  # sets `logout`, so the old cookie is not honoured again
-        authenticator.cookie_controller.delete_cookie()
+    st.session_state[_COOKIE_PENDING_KEY] = "delete"
+    if authenticator is not None:
+        _sync_cookie(authenticator)
     _forget_user()
     st.session_state[_NOTICE_KEY] = "You have logged out."
 
@@ -110,7 +142,7 @@ def _sign_in(clinician: Clinician) -> None:
         logout=None,
     )
     st.session_state[CLINICIAN_KEY] = clinician
-    st.session_state[_COOKIE_PENDING_KEY] = True
+    st.session_state[_COOKIE_PENDING_KEY] = "set"
 
 
 # --- the forms (rendered by pages/login.py) ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ ui.show_flash()
 ui.disclaimer()
 
 search_col, archived_col = st.columns([3, 1])
-search = search_col.text_input("Search by name or diagnosis", key="patient_search", placeholder="name or diagnosis")
+search = search_col.text_input("Search by name", key="patient_search", placeholder="part of the name")
 include_archived = archived_col.checkbox("Show archived", key="show_archived")
 found = ctx.store.list_patients(search=search.strip(), include_archived=include_archived)
 

@@ -1,0 +1,213 @@
+"""Driving the real clinic app in Debian Chromium: start `streamlit run streamlit_app.py` on a free port against a given
+database, launch Chromium through Playwright (never `playwright install`), and the clinician's steps as small functions.
+
+Used by tests/e2e/test_clinic_flow.py and by the insert-to-chart benchmark (bench/dashboard.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+LIVE_CHART = ".st-key-live_chart .js-plotly-plot"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached within {timeout} s")
+        time.sleep(interval)
+
+
+@dataclass
+class AppProcess:
+    """The app as `make run` starts it, on a free port, with the given settings in its environment."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    env: dict[str, str] = field(repr=False)
+
+    @classmethod
+    def start(cls, settings_env: dict[str, str], workdir: Path, timeout: float = 120.0) -> "AppProcess":
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "PSYA_SECRETS_FILE": str(workdir / "no-secrets.toml"),
+            "PUBLIC_BASE_URL": url,
+            "PYTHONPATH": str(PROJECT_ROOT),
+            **settings_env,
+        }
+        workdir.mkdir(parents=True, exist_ok=True)
+        log_path = workdir / "streamlit.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+                 "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                 "--server.fileWatcherType", "none"],
+                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        app = cls(url, process, log_path, env)
+        try:
+            app._wait_healthy(timeout)
+        except Exception:
+            app.stop()
+            raise
+        return app
+
+    def _wait_healthy(self, timeout: float) -> None:
+        def healthy() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_until(healthy, timeout, 0.3, "streamlit health")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def launch_chromium(playwright, extra_args: tuple[str, ...] = ()):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + list(extra_args))
+
+
+# --- the clinician's steps ----------------------------------------------------------------------------------------------
+
+
+def wait_for_app_idle(page, timeout: float = 30.0, quiet_s: float = 0.5) -> None:
+    """Until Streamlit has finished its script runs (the app root's script state is "notRunning") for `quiet_s` in a
+    row. Right after a page loads, the cookie component reports back and causes one or two more runs; a click that
+    lands while a run redraws its form can be lost, so every step waits for this before it types or clicks."""
+    deadline = time.monotonic() + timeout
+    quiet_since = None
+    while time.monotonic() < deadline:
+        running = page.evaluate(
+            "() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
+            " return !app || app.dataset.testScriptState !== 'notRunning'; }"
+        )
+        if running:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"the app kept running for {timeout} s")
+
+
+def goto(page, url: str) -> None:
+    page.goto(url)
+    page.get_by_test_id("stApp").wait_for(timeout=60_000)
+    wait_for_app_idle(page, 120)
+
+
+def first_run_setup(page, url: str, name: str, username: str, password: str) -> None:
+    goto(page, url)
+    page.get_by_text("Create the first (admin) clinician").first.wait_for(timeout=60_000)
+    page.get_by_role("textbox", name="Full name").fill(name)
+    page.get_by_role("textbox", name="Username").fill(username)
+    page.get_by_role("textbox", name="Password", exact=True).fill(password)
+    page.get_by_role("textbox", name="Repeat the password").fill(password)
+    page.get_by_role("button", name="Create the first (admin) clinician").click()
+    page.get_by_role("heading", name="Patients").wait_for(timeout=30_000)
+
+
+def log_in(page, url: str, username: str, password: str) -> None:
+    goto(page, url)
+    page.get_by_role("textbox", name="Username").fill(username)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Patients").wait_for(timeout=30_000)
+
+
+def create_patient_with_consent(page, url: str, name: str, diagnosis: str) -> None:
+    goto(page, f"{url}/patients")
+    expander = page.get_by_text("New patient")
+    if not page.get_by_role("textbox", name="Full name").is_visible():
+        expander.click()
+    page.get_by_role("textbox", name="Full name").fill(name)
+    page.get_by_role("textbox", name="Diagnosis").fill(diagnosis)
+    page.get_by_text("The patient consents to facial analysis during sessions").click()
+    page.get_by_role("button", name="Create patient").click()
+    page.get_by_role("heading", name=name).wait_for(timeout=30_000)
+
+
+def register_device(page, url: str, name: str, room: str) -> tuple[str, str]:
+    """Register a Pi device on the Devices page; returns (device id, key) read from the shown-once block."""
+    goto(page, f"{url}/devices")
+    page.get_by_text("Register a Pi device").click()
+    page.get_by_role("textbox", name="Name").wait_for(timeout=10_000)
+    page.get_by_role("textbox", name="Name").fill(name)
+    page.get_by_role("textbox", name="Room").fill(room)
+    page.get_by_role("button", name="Register").click()
+    block = page.get_by_test_id("stCode").filter(has_text="PSYA_DEVICE_KEY")
+    block.wait_for(timeout=30_000)
+    values = dict(line.split("=", 1) for line in block.inner_text().strip().splitlines())
+    return values["PSYA_DEVICE_ID"].strip(), values["PSYA_DEVICE_KEY"].strip()
+
+
+def start_in_person_session(page, url: str) -> str:
+    """Start an in-person session for the first eligible patient on the first device; returns the session id."""
+    goto(page, f"{url}/sessions")
+    page.get_by_role("button", name="Start in-person session").click()
+    page.wait_for_url(re.compile(r"/live\?session="), timeout=30_000)
+    return re.search(r"session=([0-9a-f-]{36})", page.url).group(1)
+
+
+def metric_value(page, label: str) -> str:
+    metric = page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+    return metric.first.inner_text(timeout=5_000).strip()
+
+
+def chart_points(page) -> int:
+    """How many points the live chart's first trace shows right now (0 when the chart is not drawn yet)."""
+    return page.evaluate(
+        f"() => {{ const el = document.querySelector('{LIVE_CHART}'); return el && el.data && el.data.length ? el.data[0].x.length : 0; }}"
+    )
+
+
+def chart_last_x(page) -> float | None:
+    """The last x (seconds since start) on the live chart, or None."""
+    return page.evaluate(
+        f"() => {{ const el = document.querySelector('{LIVE_CHART}'); if (!el || !el.data || !el.data.length) return null;"
+        " const x = el.data[0].x; return x.length ? Number(x[x.length - 1]) : null; }"
+    )

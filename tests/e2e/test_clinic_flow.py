@@ -1,0 +1,168 @@
+"""The clinician's day end to end, in Debian Chromium against the real app (`streamlit run streamlit_app.py`) on a fresh
+database: first-run setup, login (and staying logged in across a reload), create a patient with consent, register the
+room's Pi device, start an in-person session, readings written by a separate agent process appear on the live
+dashboard, a note, stop, the review page, the CSV export, logout. Screenshots go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import clinic_harness as ui
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SCREENSHOTS = ui.PROJECT_ROOT / "artifacts" / "screenshots"
+ADMIN = ("Dr Elena Ortiz", "elena", "first-admin-pw-7")
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"clinic-{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def chromium() -> Path:
+    if not ui.CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
+    return ui.CHROMIUM
+
+
+@pytest.fixture
+def browser(chromium):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = ui.launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def app(chromium, database_url: str, tmp_path: Path) -> Iterator[ui.AppProcess]:
+    process = ui.AppProcess.start({"DATABASE_URL": database_url, "PSYA_DATA_DIR": str(tmp_path / "data")}, tmp_path)
+    yield process
+    process.stop()
+
+
+def run_device_writer(app: ui.AppProcess, device_id: str, key: str, count: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.device_writer", "--device-id", device_id, "--count", str(count), "--interval", "0.2"],
+        cwd=ui.PROJECT_ROOT,
+        env={**app.env, "PSYA_DEVICE_KEY": key},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_first_run_to_reviewed_session_with_readings_from_a_device_process(app, browser, database_url):
+    name, username, password = ADMIN
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    try:
+        clinic_day(app, page, database_url, name, username, password)
+    except Exception:
+        shot(page, "failure")
+        print(app.log_tail())
+        raise
+    finally:
+        context.close()
+
+
+def clinic_day(app, page, database_url, name, username, password) -> None:
+    from settings import Settings
+    from store import open_store
+
+    # First run: no account exists, and there is no default password: the app asks for the first (admin) clinician.
+    ui.first_run_setup(page, app.url, name, username, password)
+    shot(page, "01-patients-after-setup")
+    # The signed login cookie (a JWT) reaches the browser, and keeps the clinician logged in across a reload.
+    ui.wait_until(lambda: any(c["name"] == "psya_login" for c in page.context.cookies()), 30, 0.2, "the login cookie")
+    page.reload()
+    page.get_by_role("heading", name="Patients").wait_for(timeout=30_000)
+
+    ui.create_patient_with_consent(page, app.url, "Marta Quiroga", "Panic disorder")
+    assert "Consent to facial analysis given" in page.inner_text("body")
+    shot(page, "02-patient")
+
+    device_id, key = ui.register_device(page, app.url, "pi-room-1", "Room 1")
+    shot(page, "03-device-registered")
+
+    session_id = ui.start_in_person_session(page, app.url)
+    page.get_by_text("Waiting for the first reading").wait_for(timeout=30_000)
+
+    writer = run_device_writer(app, device_id, key, count=30)
+    try:
+        ui.wait_until(lambda: ui.metric_value(page, "Readings") == "30", 60, 0.25, "30 readings on the dashboard")
+        ui.wait_until(lambda: ui.chart_points(page) == 30, 10, 0.1, "30 points on the live chart")
+    finally:
+        output, _ = writer.communicate(timeout=60)
+    assert writer.returncode == 0, output
+    assert ui.metric_value(page, "Current emotion") in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    shot(page, "04-live-dashboard")
+
+    page.get_by_role("textbox", name="Note at this moment").fill("patient described the first attack")
+    page.get_by_role("button", name="Add note").click()
+    page.get_by_text("patient described the first attack").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Stop session").click()
+    page.get_by_text("This session ended").wait_for(timeout=30_000)
+
+    page.get_by_role("link", name="Review the session").click()
+    page.get_by_role("heading", name="Session review").wait_for(timeout=30_000)
+    assert ui.metric_value(page, "Readings") == "30"
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    assert "Decision support, not a diagnosis" in page.inner_text("body")
+    shot(page, "05-review")
+
+    with page.expect_download(timeout=30_000) as download_info:
+        page.get_by_role("button", name="Readings (CSV)").click()
+    rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text())))
+    store = open_store(Settings(database_url=database_url))
+    try:
+        stored = store.readings_since(uuid.UUID(session_id)).readings
+        assert len(rows) == len(stored) == 30
+        assert {r["dominant"] for r in rows} <= {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
+        with page.expect_download(timeout=30_000) as report_info:
+            page.get_by_role("button", name="Printable report (HTML)").click()
+        report = Path(report_info.value.path()).read_text()
+        assert "Marta Quiroga" in report and "patient described the first attack" in report
+        actions = {e.action for e in store.list_audit()}
+        assert {"login", "create", "view", "export_csv", "export_report"} <= actions
+    finally:
+        store.close()
+
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_text("You have logged out.").wait_for(timeout=30_000)
+    page.reload()  # the cookie is gone: the login form again
+    page.get_by_role("button", name="Log in").wait_for(timeout=30_000)
+    shot(page, "06-logged-out")
+    ui.log_in(page, app.url, username, password)
+
+
+def test_make_run_defaults_open_a_working_app_on_the_embedded_database(chromium, browser, tmp_path):
+    """No DATABASE_URL and no secrets: the app starts its own embedded PostgreSQL under PSYA_DATA_DIR and asks for the
+    first clinician (what `make run` does on a fresh machine)."""
+    from store.embedded import EmbeddedPostgres
+
+    data_dir = tmp_path / "fresh-machine"
+    env = {"PSYA_DATA_DIR": str(data_dir), "DATABASE_URL": "", "SUPABASE_URL": "", "SUPABASE_KEY": ""}
+    app = ui.AppProcess.start(env, tmp_path, timeout=180)
+    try:
+        page = browser.new_page()
+        page.goto(app.url)
+        page.get_by_text("Create the first (admin) clinician").first.wait_for(timeout=120_000)
+        shot(page, "00-first-run")
+        assert (data_dir / "cookie_key").is_file()  # generated once, kept with the data
+    finally:
+        app.stop()
+        EmbeddedPostgres(data_dir).stop()
