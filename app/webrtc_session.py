@@ -30,9 +30,11 @@ log = logging.getLogger(__name__)
 ANALYSIS_GATE: threading.Semaphore = default_analysis_gate()
 
 # Camera request: video only (no microphone: the analysis never uses sound, so the browser should not ask for it), at a
-# modest size: the face detector works on 640x480 and a smaller stream costs the patient's uplink less.
+# modest size and rate. The server decodes every frame it receives and re-encodes it for the patient's own view (that is
+# how streamlit-webrtc shows video), which costs more CPU per patient than the analysis at 4 fps: 640x480 is what the
+# face detector needs, and 15 fps is smooth enough for a self-view while halving that cost against a 30 fps camera.
 PATIENT_MEDIA_CONSTRAINTS: dict[str, Any] = {
-    "video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 15, "max": 30}},
+    "video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 15, "max": 15}},
     "audio": False,
 }
 

@@ -27,6 +27,7 @@ import pytest
 from app.remote import INVALID_LINK_MESSAGE, join_link
 from settings import Settings
 from store.models import NewPatient, RemoteJoin
+from tests.conftest import SHARED_DIR
 from tests.e2e.fixtures_video import PATIENT_FACE_BOXES, FaceVideo, make_face_video, model_for_tests, pick_face_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -64,13 +65,17 @@ def chromium_path() -> Path:
 
 
 @pytest.fixture
-def model_env(request, tmp_path: Path) -> dict[str, str]:
-    """FER_MODEL_PATH for the app process: unset when the shipped model exists, else the anchor with its sidecar."""
+def model_env(tmp_path: Path) -> dict[str, str]:
+    """FER_MODEL_PATH for the app process: unset when the shipped model exists, else the anchor with its sidecar.
+    Without either the app still starts (the link checks need no model); the streaming tests skip on ../shared."""
     from fer.classifier import DEFAULT_MODEL_PATH
 
     if DEFAULT_MODEL_PATH.is_file() and DEFAULT_MODEL_PATH.with_suffix(".json").is_file():
         return {}
-    path = model_for_tests(request.getfixturevalue("anchors_dir"), tmp_path / "model")
+    try:
+        path = model_for_tests(SHARED_DIR / "anchors", tmp_path / "model")
+    except FileNotFoundError:
+        return {}
     return {"FER_MODEL_PATH": str(path)} if path else {}
 
 
@@ -185,6 +190,7 @@ def launch_chromium(playwright, video: FaceVideo):
 def join_as_patient(browser, link: str):
     """Open the join link in a fresh browser context, agree, start the camera. Returns the page."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_navigation_timeout(120_000)  # a loaded 2-core machine starting several Chromiums is slow
     page = context.new_page()
     page.goto(link)
     wait_until_idle(page)
@@ -314,7 +320,9 @@ def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
     browser = launch_chromium(playwright_instance, video)
     clinician_page = None
     try:
-        clinician_page = browser.new_context().new_page()
+        clinician_context = browser.new_context()
+        clinician_context.set_default_navigation_timeout(120_000)
+        clinician_page = clinician_context.new_page()
         log_in(clinician_page, app_server.url)
         link = start_remote_session_in_ui(clinician_page, app_server.url)
         session = app_clinician_store.list_sessions(patient_id=patient.id, status="live")[0]
