@@ -102,13 +102,14 @@ class HaarFaceDetector(FaceDetector):
     """OpenCV's Viola-Jones cascade with stricter settings than OpenCV's defaults.
 
     OpenCV's minNeighbors=3 reports false faces on the reference photos and on textured backgrounds. A sweep on the
-    photos and FER2013 scenes (docs/fer.md) chose minNeighbors 8, faces at least 12% of the short side, frames shrunk
-    to 400 px and no histogram equalisation (it raised false detections): correct on every reference photo, but it
-    finds only about two thirds of the tight FER2013 crops, which is why BlazeFace is the default.
+    photos and FER2013 scenes (docs/fer.md) chose minNeighbors 8, frames shrunk to 400 px and no histogram
+    equalisation (it raised false detections): correct on every reference photo, but it finds only about two thirds
+    of the tight FER2013 crops, which is why BlazeFace is the default. An eye-cascade verification stage was tried
+    too: it removes the false faces of minNeighbors 3-5 but loses more true ones than minNeighbors 8 does.
     """
 
     def __init__(self, *, scale_factor: float = 1.1, min_neighbors: int = 8, max_side: int = 400,
-                 cascade_path: str | Path = HAAR_CASCADE_PATH, min_face_fraction: float = 0.12,
+                 cascade_path: str | Path = HAAR_CASCADE_PATH, min_face_fraction: float = 0.05,
                  **options: Any) -> None:
         super().__init__(min_face_fraction=min_face_fraction, **options)
         self.cascade = cv2.CascadeClassifier(str(cascade_path))
