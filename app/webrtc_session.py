@@ -15,8 +15,9 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 import av
 
@@ -172,6 +173,38 @@ class PatientStream:
 
     def _on_closed(self, reason: str) -> None:
         self._closed_reason = reason
+
+
+# --- what the patient's page says -------------------------------------------------------------------------------------
+
+StatusKind = Literal["success", "info", "warning", "caption", "metric"]
+
+
+@dataclass(frozen=True)
+class StatusLine:
+    kind: StatusKind  # which Streamlit element shows it
+    text: str
+    label: str = ""  # metrics only
+
+
+def patient_status_lines(stream: PatientStream, show_emotions: bool) -> list[StatusLine]:
+    """The patient's status panel: connection and progress, hints, never the emotions unless the setting allows it."""
+    if stream.closed_reason:
+        return [StatusLine("warning", "Your clinician has ended this session. You can close this page.")]
+    if stream.superseded:
+        return [StatusLine("warning", "This session continues in another window or device; this one no longer sends anything.")]
+    status = stream.status()
+    if not stream.streaming or status is None:
+        return [StatusLine("caption", "Camera off. Press **Start camera** when you are ready.")]
+    lines = [StatusLine("success", f"Connected: {status.frames_analysed} frames analysed.") if status.frames_analysed
+             else StatusLine("info", "Connected. Starting analysis…")]
+    if status.frames_since_face >= NO_FACE_HINT_FRAMES:
+        lines.append(StatusLine("caption", "No face is visible: please sit facing the camera, in good light."))
+    if status.writer.last_error:
+        lines.append(StatusLine("caption", "Saving is delayed (connection to the server); nothing is lost, it will retry."))
+    if show_emotions and status.last_dominant:
+        lines.append(StatusLine("metric", status.last_dominant, label="Current expression"))
+    return lines
 
 
 # --- registry of live patient streams (process-wide) -------------------------------------------------------------------

@@ -91,29 +91,13 @@ if ctx.state.playing:
 
 @st.fragment(run_every=1.0)
 def show_status() -> None:
-    if stream.closed_reason:
-        st.warning("Your clinician has ended this session. You can close this page.")
-        if not ended:
-            st.rerun()  # full rerun: the token check then ends the page
-        return
-    if stream.superseded:
-        st.warning("This session continues in another window or device; this one no longer sends anything.")
-        return
-    status = stream.status()
-    if not stream.streaming:
-        st.caption("Camera off. Press **Start camera** when you are ready.")
-        return
-    analysed = status.frames_analysed if status else 0
-    if analysed == 0:
-        st.info("Connected. Starting analysis…")
-    else:
-        st.success(f"Connected: {analysed} frames analysed.")
-    if status and status.frames_since_face >= webrtc_session.NO_FACE_HINT_FRAMES:
-        st.caption("No face is visible: please sit facing the camera, in good light.")
-    if status and status.writer.last_error:
-        st.caption("Saving is delayed (connection to the server); nothing is lost, it will retry.")
-    if settings.show_emotions_to_patient and status and status.last_dominant:
-        st.metric("Current expression", status.last_dominant)
+    if stream.closed_reason and not ended:
+        st.rerun()  # full rerun: the token check then ends the page (and the camera component with it)
+    for line in webrtc_session.patient_status_lines(stream, settings.show_emotions_to_patient):
+        if line.kind == "metric":
+            st.metric(line.label, line.text)
+        else:
+            getattr(st, line.kind)(line.text)
 
 
 with status_column:

@@ -116,6 +116,45 @@ def test_a_second_window_on_the_same_link_takes_over_the_session():
     second.stop()
 
 
+def status_texts(stream: PatientStream, show_emotions: bool = False) -> list[str]:
+    return [line.text for line in webrtc_session.patient_status_lines(stream, show_emotions)]
+
+
+def test_the_patient_sees_progress_but_not_the_emotions_by_default():
+    stream = PatientStream(uuid.uuid4(), RecordingWrite(), one_face, analysis_fps=50)
+    assert status_texts(stream) == ["Camera off. Press **Start camera** when you are ready."]
+    stream.video_frame_callback(camera_frame())
+    assert wait_until(lambda: stream.status().frames_analysed == 1)
+    assert status_texts(stream) == ["Connected: 1 frames analysed."]
+    lines = webrtc_session.patient_status_lines(stream, show_emotions=True)  # SHOW_EMOTIONS_TO_PATIENT=true
+    assert [(line.kind, line.label, line.text) for line in lines][-1] == ("metric", "Current expression", "happy")
+    stream.stop()
+
+
+def test_the_patient_is_asked_to_face_the_camera_when_no_face_is_seen():
+    stream = PatientStream(uuid.uuid4(), RecordingWrite(), lambda image: [], analysis_fps=200)
+    for _ in range(200):
+        stream.video_frame_callback(camera_frame())
+        time.sleep(0.01)
+        if stream.status().frames_analysed >= webrtc_session.NO_FACE_HINT_FRAMES:
+            break
+    assert "No face is visible: please sit facing the camera, in good light." in status_texts(stream)
+    stream.stop()
+
+
+def test_a_failing_store_is_shown_as_a_delay_not_a_loss():
+    def store_down(batch):
+        from store.errors import StoreUnavailable
+
+        raise StoreUnavailable("down (injected)")
+
+    stream = PatientStream(uuid.uuid4(), store_down, one_face, analysis_fps=50)
+    stream.video_frame_callback(camera_frame())
+    assert wait_until(lambda: stream.status().writer.failed_attempts >= 1)
+    assert "Saving is delayed (connection to the server); nothing is lost, it will retry." in status_texts(stream)
+    stream.stop()
+
+
 def test_rtc_configuration_is_always_an_explicit_list():
     assert webrtc_session.rtc_configuration(Settings()) == {"iceServers": []}
     stun = [{"urls": ["stun:stun.example.org:3478"]}]
