@@ -16,7 +16,7 @@ DISCLAIMER = (
 
 EARLIEST_BIRTH = date(1900, 1, 1)
 MODE_LABELS = {"in_person": "In person (Pi camera)", "remote": "Remote (patient's browser)", "recorded_video": "Recorded video"}
-STATUS_ICONS = {"scheduled": "🕓", "live": "🔴", "ended": "✅"}
+STATUS_WORDS = {"scheduled": "scheduled", "live": "LIVE", "ended": "ended"}  # words, not emoji: clinic PCs may lack emoji fonts
 
 
 _FLASH_KEY = "_psya_flash"
@@ -72,4 +72,4 @@ def patient_label(patient: Patient) -> str:
 
 def session_label(session: Session, patient_name: str | None = None) -> str:
     who = f"{patient_name} · " if patient_name else ""
-    return f"{STATUS_ICONS.get(session.status, '')} {who}{MODE_LABELS.get(session.mode, session.mode)} · {format_time(session.started_at or session.created_at)}"
+    return f"{who}{MODE_LABELS.get(session.mode, session.mode)} · {format_time(session.started_at or session.created_at)} · {STATUS_WORDS.get(session.status, session.status)}"

@@ -63,12 +63,12 @@ def render_panel() -> None:
     if latest is None:
         current.metric("Current emotion", "—")
         count.metric("Readings", 0)
-        last.metric("Last reading", "—")
+        last.metric("Session time of the last reading", "—")
         st.info("Waiting for the first reading…" if session.status == "live" else "This session has no readings.")
         return
-    current.metric("Current emotion", str(latest["dominant"]), f"{latest[latest['dominant']]:.0%}", delta_color="off")
+    current.metric("Current emotion", str(latest["dominant"]), help=f"probability {latest[latest['dominant']]:.0%} in the latest reading")
     count.metric("Readings", len(frame))
-    last.metric("Last reading", f"{ui.format_duration(latest['t'])} into the session")
+    last.metric("Session time of the last reading", ui.format_duration(latest["t"]))
     minute = analytics.last_window(frame, 60)
     chart_col, distribution_col = st.columns([3, 1])
     with chart_col:

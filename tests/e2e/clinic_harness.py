@@ -149,6 +149,7 @@ def first_run_setup(page, url: str, name: str, username: str, password: str) -> 
     page.get_by_role("textbox", name="Repeat the password").fill(password)
     page.get_by_role("button", name="Create the first (admin) clinician").click()
     page.get_by_role("heading", name="Patients").wait_for(timeout=30_000)
+    wait_for_login_cookie(page)
 
 
 def log_in(page, url: str, username: str, password: str) -> None:
@@ -157,6 +158,12 @@ def log_in(page, url: str, username: str, password: str) -> None:
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("heading", name="Patients").wait_for(timeout=30_000)
+    wait_for_login_cookie(page)
+
+
+def wait_for_login_cookie(page, timeout: float = 30.0) -> None:
+    """Until the browser holds the signed login cookie, so the next `goto` (a new Streamlit session) stays logged in."""
+    wait_until(lambda: any(c["name"] == "psya_login" for c in page.context.cookies()), timeout, 0.1, "the login cookie")
 
 
 def create_patient_with_consent(page, url: str, name: str, diagnosis: str) -> None:
@@ -198,16 +205,19 @@ def metric_value(page, label: str) -> str:
     return metric.first.inner_text(timeout=5_000).strip()
 
 
+# Plotly keeps the figure as sent (numbers arrive base64-encoded, {"dtype", "bdata"}) in `el.data`; the decoded arrays it
+# draws are in `el._fullData`.
+_LIVE_X = f"""() => {{ const el = document.querySelector('{LIVE_CHART}');
+  if (!el || !el._fullData || !el._fullData.length) return null; return Array.from(el._fullData[0].x || []); }}"""
+
+
 def chart_points(page) -> int:
-    """How many points the live chart's first trace shows right now (0 when the chart is not drawn yet)."""
-    return page.evaluate(
-        f"() => {{ const el = document.querySelector('{LIVE_CHART}'); return el && el.data && el.data.length ? el.data[0].x.length : 0; }}"
-    )
+    """How many points the live chart's first trace draws right now (0 when the chart is not drawn yet)."""
+    x = page.evaluate(_LIVE_X)
+    return len(x) if x else 0
 
 
 def chart_last_x(page) -> float | None:
-    """The last x (seconds since start) on the live chart, or None."""
-    return page.evaluate(
-        f"() => {{ const el = document.querySelector('{LIVE_CHART}'); if (!el || !el.data || !el.data.length) return null;"
-        " const x = el.data[0].x; return x.length ? Number(x[x.length - 1]) : null; }"
-    )
+    """The last x (seconds since start) the live chart draws, or None."""
+    x = page.evaluate(_LIVE_X)
+    return float(x[-1]) if x else None

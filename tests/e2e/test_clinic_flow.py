@@ -67,7 +67,7 @@ def run_device_writer(app: ui.AppProcess, device_id: str, key: str, count: int) 
 
 def test_first_run_to_reviewed_session_with_readings_from_a_device_process(app, browser, database_url):
     name, username, password = ADMIN
-    context = browser.new_context(accept_downloads=True)
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1600})
     page = context.new_page()
     try:
         clinic_day(app, page, database_url, name, username, password)
@@ -86,9 +86,7 @@ def clinic_day(app, page, database_url, name, username, password) -> None:
     # First run: no account exists, and there is no default password: the app asks for the first (admin) clinician.
     ui.first_run_setup(page, app.url, name, username, password)
     shot(page, "01-patients-after-setup")
-    # The signed login cookie (a JWT) reaches the browser, and keeps the clinician logged in across a reload.
-    ui.wait_until(lambda: any(c["name"] == "psya_login" for c in page.context.cookies()), 30, 0.2, "the login cookie")
-    page.reload()
+    page.reload()  # the signed login cookie (a JWT; first_run_setup waited for it) keeps the clinician logged in
     page.get_by_role("heading", name="Patients").wait_for(timeout=30_000)
 
     ui.create_patient_with_consent(page, app.url, "Marta Quiroga", "Panic disorder")
@@ -136,17 +134,17 @@ def clinic_day(app, page, database_url, name, username, password) -> None:
             page.get_by_role("button", name="Printable report (HTML)").click()
         report = Path(report_info.value.path()).read_text()
         assert "Marta Quiroga" in report and "patient described the first attack" in report
+
+        page.get_by_role("button", name="Log out").click()
+        page.get_by_text("You have logged out.").wait_for(timeout=30_000)
+        page.reload()  # the cookie is gone (and refused if it were not): the login form again
+        page.get_by_role("button", name="Log in").wait_for(timeout=30_000)
+        shot(page, "06-logged-out")
+        ui.log_in(page, app.url, username, password)
         actions = {e.action for e in store.list_audit()}
-        assert {"login", "create", "view", "export_csv", "export_report"} <= actions
+        assert {"create", "view", "export_csv", "export_report", "logout", "login"} <= actions
     finally:
         store.close()
-
-    page.get_by_role("button", name="Log out").click()
-    page.get_by_text("You have logged out.").wait_for(timeout=30_000)
-    page.reload()  # the cookie is gone: the login form again
-    page.get_by_role("button", name="Log in").wait_for(timeout=30_000)
-    shot(page, "06-logged-out")
-    ui.log_in(page, app.url, username, password)
 
 
 def test_make_run_defaults_open_a_working_app_on_the_embedded_database(chromium, browser, tmp_path):
