@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta, timezone
 
+from pathlib import Path
+
 from fer.labels import LABELS
 from store.api import Actor, Store
 from store.models import NewPatient, Patient, Reading, Session
@@ -39,3 +41,27 @@ def recorded_session(clinician_store: Store, store_factory, patient: Patient, la
     session, device_store = device_session(clinician_store, store_factory, patient, name=f"pi-{uuid.uuid4().hex[:6]}")
     device_store.insert_readings(synthetic_readings(session, labels))
     return clinician_store.end_session(session.id) if end else session
+
+
+PHOTOS = ("obama.jpg", "lin-manuel-miranda.png", "alex-lacamoire.png")  # real faces in ../shared/datasets/photos
+
+
+def write_face_video(photos_dir: Path, names: tuple[str, ...], path: Path, fps: float = 8.0, seconds_each: float = 1.0) -> Path:
+    """An MP4 (640x480) showing each photo for `seconds_each`, letterboxed on a grey background."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
+    if not writer.isOpened():
+        raise RuntimeError("OpenCV cannot write MP4 here")
+    for name in names:
+        image = cv2.imread(str(photos_dir / name))
+        scale = min(640 / image.shape[1], 480 / image.shape[0])
+        resized = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)))
+        frame = np.full((480, 640, 3), 90, np.uint8)
+        top, left = (480 - resized.shape[0]) // 2, (640 - resized.shape[1]) // 2
+        frame[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
+        for _ in range(round(fps * seconds_each)):
+            writer.write(frame)
+    writer.release()
+    return path

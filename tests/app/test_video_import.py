@@ -6,17 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
 from app import sessions
 from settings import Settings
 from store.errors import PermissionDenied
 from tests.app.conftest import follow, open_page, page_text
-from tests.app.helpers import consenting_patient
+from tests.app.helpers import PHOTOS, consenting_patient, write_face_video
 
-PHOTOS = ("obama.jpg", "lin-manuel-miranda.png", "alex-lacamoire.png")
 
 
 @pytest.fixture
@@ -29,21 +26,8 @@ def model_path(anchors_dir: Path, tmp_path: Path) -> Path | None:
 
 @pytest.fixture
 def face_video(photos_dir: Path, tmp_path: Path) -> Path:
-    """A 3-second MP4 (8 fps): one real face photo per second, letterboxed into 640x480."""
-    path = tmp_path / "session.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 8.0, (640, 480))
-    assert writer.isOpened()
-    for name in PHOTOS:
-        image = cv2.imread(str(photos_dir / name))
-        scale = min(640 / image.shape[1], 480 / image.shape[0])
-        resized = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)))
-        frame = np.full((480, 640, 3), 90, np.uint8)
-        top, left = (480 - resized.shape[0]) // 2, (640 - resized.shape[1]) // 2
-        frame[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
-        for _ in range(8):
-            writer.write(frame)
-    writer.release()
-    return path
+    """A 3-second MP4 (8 fps): one real face photo per second."""
+    return write_face_video(photos_dir, PHOTOS, tmp_path / "session.mp4")
 
 
 def test_a_video_becomes_an_ended_session_of_video_readings(clinician_store, model_path, face_video):

@@ -164,3 +164,57 @@ def test_make_run_defaults_open_a_working_app_on_the_embedded_database(chromium,
     finally:
         app.stop()
         EmbeddedPostgres(data_dir).stop()
+
+
+def test_the_real_pi_agent_on_a_clip_feeds_the_live_dashboard(app, browser, database_url, photos_dir, anchors_dir, tmp_path):
+    """The room's agent as it runs on a Pi (`python -m pi_agent run`), with a video file standing in for the camera and
+    the real model: once the clinician starts the in-person session, its readings show on the dashboard."""
+    import os
+    import signal
+
+    from app import auth
+    from settings import Settings
+    from store import open_store
+    from store.api import Actor
+    from tests.app.helpers import PHOTOS, consenting_patient, write_face_video
+    from tests.e2e.fixtures_video import model_for_tests
+
+    name, username, password = ADMIN
+    store = open_store(Settings(database_url=database_url))
+    clinician = auth.create_first_admin(store, username, name, password, password)
+    mine = store.as_actor(Actor.for_clinician(clinician))
+    consenting_patient(mine, "Nora Agent")
+    registration = mine.register_device("pi-room-2", "Room 2")
+    clip = write_face_video(photos_dir, PHOTOS * 4, tmp_path / "camera.mp4", fps=10.0, seconds_each=1.0)
+    model = model_for_tests(anchors_dir, tmp_path / "model")
+    env = {k: v for k, v in app.env.items() if not k.startswith("PSYA_")}
+    env.update({"DATABASE_URL": database_url, "PSYA_DEVICE_ID": str(registration.device.id), "PSYA_DEVICE_KEY": registration.key,
+                "PSYA_DATA_DIR": str(tmp_path / "agent"), "PSYA_AGENT_ENV_FILE": str(tmp_path / "none.env"),
+                "PSYA_SESSION_POLL_SECONDS": "1", "PSYA_BATCH_SECONDS": "0.5"})
+    command = [sys.executable, "-m", "pi_agent", "run", "--source", str(clip), "--fps", "4"]
+    if model is not None:
+        command += ["--model", str(model)]
+    agent = subprocess.Popen(command, cwd=ui.PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1600})
+    page = context.new_page()
+    try:
+        ui.log_in(page, app.url, username, password)
+        session_id = ui.start_in_person_session(page, app.url)
+        ui.wait_until(lambda: int(ui.metric_value(page, "Readings") or 0) >= 5, 90, 0.25, "agent readings on the dashboard")
+        ui.wait_until(lambda: ui.chart_points(page) >= 5, 10, 0.1, "agent readings on the chart")
+        shot(page, "07-live-from-pi-agent")
+        readings = mine.readings_since(uuid.UUID(session_id)).readings
+        assert readings and {r.source for r in readings} == {"pi"}
+    except Exception:
+        shot(page, "failure-pi-agent")
+        raise
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            output, _ = agent.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            output, _ = agent.communicate()
+        context.close()
+        store.close()
+    assert "Traceback" not in output, output
