@@ -186,8 +186,9 @@ def import_video(
     try:
         for first in range(0, len(readings), 500):
             inserted += store.insert_readings(readings[first : first + 500])
+            saved = min(first + 500, len(readings))
             if on_progress is not None:
-                on_progress(0.9 + 0.1 * min(first + 500, len(readings)) / max(len(readings), 1), f"Saved {first + 500 if first + 500 < len(readings) else len(readings)} readings")
+                on_progress(0.9 + 0.1 * saved / len(readings), f"Saved {saved} of {len(readings)} readings")
     finally:
         session = store.end_session(session.id)
     return VideoImport(session, inserted, analysis.frames_read, analysis.duration_s)

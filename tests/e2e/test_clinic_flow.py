@@ -10,7 +10,6 @@ import csv
 import io
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,7 +168,6 @@ def test_make_run_defaults_open_a_working_app_on_the_embedded_database(chromium,
 def test_the_real_pi_agent_on_a_clip_feeds_the_live_dashboard(app, browser, database_url, photos_dir, anchors_dir, tmp_path):
     """The room's agent as it runs on a Pi (`python -m pi_agent run`), with a video file standing in for the camera and
     the real model: once the clinician starts the in-person session, its readings show on the dashboard."""
-    import os
     import signal
 
     from app import auth
