@@ -111,6 +111,7 @@ class LiveFeed:
     cursor: int = 0
     frame: pd.DataFrame = field(default_factory=analytics.empty_frame)
     polls: int = 0
+    figures: tuple | None = None  # the page's last drawn figures, reused while no reading arrives
 
     def poll(self, store: Store) -> int:
         """Fetch new readings; returns how many arrived."""

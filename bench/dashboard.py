@@ -7,6 +7,7 @@ PostgreSQL in a temporary directory; the dashboard polls `readings_since(cursor)
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import tempfile
@@ -95,6 +96,7 @@ def run(samples: int = SAMPLES) -> Section:
     section.add(len(latencies), statistics.median(latencies), _percentile(latencies, 0.95), max(latencies), min(latencies), GOAL_S)
     section.notes.append("one reading per insert, inserted as the device through the store; timed until Chromium's Plotly chart draws it")
     section.notes.append("the dashboard refreshes once a second (st.fragment run_every=1 s) and reads only rows after its cursor")
+    section.notes.append(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (browser, app and database share them)")
     return section
 
 

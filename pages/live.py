@@ -53,7 +53,7 @@ feed: sessions.LiveFeed = feeds.setdefault(str(session.id), sessions.LiveFeed(se
 
 def render_panel() -> None:
     try:
-        feed.poll(ctx.store)
+        arrived = feed.poll(ctx.store)
     except StoreError as error:
         st.warning(f"Waiting for the database: {error}")
         return
@@ -69,13 +69,17 @@ def render_panel() -> None:
     current.metric("Current emotion", str(latest["dominant"]), help=f"probability {latest[latest['dominant']]:.0%} in the latest reading")
     count.metric("Readings", len(frame))
     last.metric("Session time of the last reading", ui.format_duration(latest["t"]))
-    minute = analytics.last_window(frame, 60)
+    if arrived or feed.figures is None:
+        # Rebuilt only when readings arrived: an unchanged figure is an identical message, which Streamlit does not
+        # resend, so a quiet second costs neither the server nor the browser a redraw.
+        minute = analytics.last_window(frame, 60)
+        feed.figures = (charts.live_figure(frame, str(session.id)), charts.distribution_figure(analytics.dominant_distribution(minute), height=300))
     chart_col, distribution_col = st.columns([3, 1])
     with chart_col:
-        st.plotly_chart(charts.live_figure(frame, str(session.id)), key=charts.LIVE_CHART_KEY)
+        st.plotly_chart(feed.figures[0], key=charts.LIVE_CHART_KEY)
     with distribution_col:
         st.caption("Last minute")
-        st.plotly_chart(charts.distribution_figure(analytics.dominant_distribution(minute), height=300), key="live_minute")
+        st.plotly_chart(feed.figures[1], key="live_minute")
 
 
 if session.status == "live":
