@@ -1,8 +1,8 @@
 """The model's sidecar JSON (same stem as the .tflite): input size, normalisation, labels and training metrics.
 
 Preprocessing is driven by this file only, so a new model never needs new code: `input = pixel * scale + offset`,
-after histogram equalisation of the resized face when `normalization.equalize_histogram` is true (as the model was
-trained).
+after capping the resized face's sharpness when `normalization.max_laplacian_variance` is set and histogram
+equalisation when `normalization.equalize_histogram` is true (both exactly as the model was trained).
 """
 
 from __future__ import annotations
@@ -25,13 +25,15 @@ class ModelMetadata:
     labels: tuple[str, ...] = LABELS
     metrics: dict[str, Any] = field(default_factory=dict)
     equalize_histogram: bool = False  # cv2.equalizeHist on the resized face before scale/offset
+    max_laplacian_variance: float = 0.0  # sharpness ceiling of the resized face (see preprocess.match_sharpness); 0: off
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "input_size": list(self.input_size),
             "normalization": {"scale": self.scale, "offset": self.offset,
-                              "equalize_histogram": self.equalize_histogram},
+                              "equalize_histogram": self.equalize_histogram,
+                              "max_laplacian_variance": self.max_laplacian_variance},
             "labels": list(self.labels),
             "metrics": self.metrics,
         }
@@ -75,6 +77,9 @@ def parse_metadata(raw: Any, source: str = "metadata") -> ModelMetadata:
     equalize = norm.get("equalize_histogram", False)
     if not isinstance(equalize, bool):
         raise fail(f"'normalization.equalize_histogram' must be true or false, got {equalize!r}")
+    sharpness = norm.get("max_laplacian_variance", 0.0)
+    if not (_is_number(sharpness) and sharpness >= 0):
+        raise fail(f"'normalization.max_laplacian_variance' must be a number >= 0, got {sharpness!r}")
     labels = raw.get("labels", list(LABELS))
     if not (isinstance(labels, (list, tuple)) and sorted(labels) == sorted(LABELS)):
         raise fail(f"'labels' must be the 7 classes {list(LABELS)} in some order, got {labels!r}")
@@ -89,6 +94,7 @@ def parse_metadata(raw: Any, source: str = "metadata") -> ModelMetadata:
         labels=tuple(labels),
         metrics=metrics,
         equalize_histogram=equalize,
+        max_laplacian_variance=float(sharpness),
     )
 
 

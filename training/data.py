@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from fer.labels import LABELS
+from fer.preprocess import match_sharpness
 
 IMAGE_SIZE = 48
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -43,11 +44,11 @@ def equalize_histograms(images: np.ndarray) -> np.ndarray:
     return np.stack([cv2.equalizeHist(image) for image in images]) if len(images) else images
 
 
-def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
-    """Blur each uint8 image (N, H, W) like `fer` does at run time when the model's metadata asks."""
-    if sigma <= 0 or not len(images):
+def match_sharpness_all(images: np.ndarray, max_laplacian_variance: float) -> np.ndarray:
+    """Cap each face's sharpness like `fer` does at run time (see fer.preprocess.match_sharpness); 0 disables."""
+    if max_laplacian_variance <= 0 or not len(images):
         return images
-    return np.stack([cv2.GaussianBlur(image, (0, 0), sigma) for image in images])
+    return np.stack([match_sharpness(image, max_laplacian_variance) for image in images])
 
 
 def load_split(source: str | Path, split: str) -> Dataset:

@@ -25,7 +25,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fer.labels import LABELS  # noqa: E402
-from training.data import equalize_histograms, gaussian_blur, load_split  # noqa: E402
+from training.data import equalize_histograms, load_split, match_sharpness_all  # noqa: E402
 from training.evaluate import evaluate, tflite_predictor  # noqa: E402
 
 DEFAULT_DATA = Path(os.environ.get("FER_DATA_DIR", "../shared/datasets/fer2013"))
@@ -36,13 +36,9 @@ REPRESENTATIVE_SAMPLES = 1000
 
 def convert(model: keras.Model, quantization: str, representative: np.ndarray | None = None) -> bytes:
     """TFLite flatbuffer for one quantization. `representative` holds normalised float inputs (N, 48, 48, 1)."""
-    height, width, channels = model.input_shape[1:]
-
-    @tf.function(input_signature=[tf.TensorSpec([None, height, width, channels], tf.float32, name="image")])
-    def serve(image):
-        return model(image, training=False)
-
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], model)
+    # from_keras_model freezes the variables; a hand-made concrete function keeps them as resources, which the int8
+    # calibrator cannot read (READ_VARIABLE fails). The batch dimension stays dynamic.
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if quantization in ("dynamic", "int8"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "int8":
@@ -85,7 +81,8 @@ def export_run(run_dir: Path, data_dir: Path, ship: bool, checkpoint: str = "bes
     val = load_split(data_dir, "val")
     rng = np.random.default_rng(0)
     picks = rng.choice(len(train), size=min(REPRESENTATIVE_SAMPLES, len(train)), replace=False)
-    faces = equalize_histograms(train.images[picks]) if normalization.get("equalize_histogram") else train.images[picks]
+    faces = match_sharpness_all(train.images[picks], normalization.get("max_laplacian_variance", 0.0))
+    faces = equalize_histograms(faces) if normalization.get("equalize_histogram") else faces
     representative = faces[..., None].astype(np.float32) * normalization["scale"] + normalization["offset"]
 
     out_dir = run_dir / "export"

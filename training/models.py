@@ -116,6 +116,8 @@ def build_edge_xs(width: int = 32, dropout: float = 0.3) -> keras.Model:
 ARCHITECTURES: dict[str, Architecture] = {
     "ednn": Architecture("ednn", build_ednn, Normalization(1.0, 0.0), "Seed EDNN, raw 0..255 input"),
     "edge_xs": Architecture("edge_xs", build_edge_xs, Normalization(1 / 127.5, -1.0), "Residual separable CNN, [-1, 1] input"),
+    "edge_m": Architecture("edge_m", lambda: build_edge_xs(width=48, dropout=0.2), Normalization(1 / 127.5, -1.0),
+                           "edge_xs at 1.5x width (about 0.55 M parameters)"),
 }
 
 

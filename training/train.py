@@ -21,7 +21,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fer.labels import LABELS  # noqa: E402
-from training.data import Dataset, equalize_histograms, gaussian_blur, load_split  # noqa: E402
+from training.data import Dataset, equalize_histograms, load_split, match_sharpness_all  # noqa: E402
 from training.models import Architecture, get_architecture  # noqa: E402
 from training.recipes import RECIPES, Recipe  # noqa: E402
 
@@ -95,13 +95,14 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
     keras.utils.set_random_seed(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     backup_dir = out_dir / "backup"
-    if not resume and backup_dir.exists():
+    if not resume and (out_dir / "config.json").exists():
         raise SystemExit(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
 
     train_data, val_data = load_split(data_dir, "train"), load_split(data_dir, "val")
     if limit:
         train_data = Dataset(train_data.images[:limit], train_data.labels[:limit])
-    val_data = Dataset(gaussian_blur(val_data.images, recipe.deploy_blur_sigma), val_data.labels)
+    train_data = Dataset(match_sharpness_all(train_data.images, recipe.max_laplacian_variance), train_data.labels)
+    val_data = Dataset(match_sharpness_all(val_data.images, recipe.max_laplacian_variance), val_data.labels)
     if recipe.equalize_histogram:
         train_data = Dataset(equalize_histograms(train_data.images), train_data.labels)
         val_data = Dataset(equalize_histograms(val_data.images), val_data.labels)
@@ -117,12 +118,13 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
     config = {"arch": arch_name, "epochs": epochs, "seed": seed, "data": str(data_dir), "recipe": recipe.as_dict(),
               "normalization": {"scale": arch.normalization.scale, "offset": arch.normalization.offset,
                                 "equalize_histogram": recipe.equalize_histogram,
-                                "gaussian_blur_sigma": recipe.deploy_blur_sigma},
+                                "max_laplacian_variance": recipe.max_laplacian_variance},
               "params": model.count_params(), "train_size": len(train_data)}
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
 
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        # Kept after a finished run too, so `--resume --epochs <more>` extends it instead of starting over.
+        keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(out_dir / "best.keras"), monitor="val_accuracy", mode="max", save_best_only=True),
         keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=resume),
         keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(epoch, recipe, epochs)),
