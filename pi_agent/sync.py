@@ -12,17 +12,19 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pi_agent.spool import Spool
 from store.api import Actor, Store
 from store.errors import InvalidInput, NotFound, PermissionDenied, SessionNotLive, StoreError, StoreUnavailable
-from store.models import Session
+from store.models import Reading, Session
 
 log = logging.getLogger("pi_agent.sync")
 
 UPLOAD_BATCH = 500
+# Refusals no retry will change: the readings go to the spool's rejected table (never StoreUnavailable: that is retried).
+_REFUSALS = (SessionNotLive, PermissionDenied, NotFound, InvalidInput)
 
 
 class DeviceAuthError(RuntimeError):
@@ -187,16 +189,53 @@ class SyncWorker:
             session_id = batch[0].session_id
             batch = [r for r in batch if r.session_id == session_id]
             try:
-                self.link.call(lambda s: s.insert_readings(batch))
-            except (SessionNotLive, PermissionDenied, NotFound, InvalidInput) as error:
-                self.spool.reject(batch, f"{type(error).__name__}: {error}")
-                log.error(
-                    "database refused %d readings for session %s (%s); kept in the spool's rejected table",
-                    len(batch), session_id, error,
-                )
-                continue
-            self.spool.acknowledge(r.id for r in batch)
-            self.sent += len(batch)
+                self._send(batch)
+            except SessionNotLive as error:
+                # The session ended while these readings were spooled. The store still takes those captured by its end
+                # (+ LATE_READING_TOLERANCE), but only in a batch with no later reading: store the part captured in
+                # time, keep the rest aside.
+                refused, error = self._send_in_time_part(batch, error)
+                self._reject(refused, session_id, error)
+            except _REFUSALS as error:
+                self._reject(batch, session_id, error)
+
+    def _send(self, readings: Sequence[Reading]) -> None:
+        """Insert, then acknowledge at once, so a later failure cannot make the spool resend (or reject) them."""
+        self.link.call(lambda s: s.insert_readings(readings))
+        self.spool.acknowledge(r.id for r in readings)
+        self.sent += len(readings)
+
+    def _send_in_time_part(self, batch: list[Reading], refusal: StoreError) -> tuple[list[Reading], StoreError]:
+        """Store the longest accepted prefix of `batch` in capture order; return the rest and the last refusal.
+
+        A reading's acceptance after the end depends only on its captured_at (<= ended_at + tolerance), so the accepted
+        readings are a prefix in capture order, found by bisection in about log2(len(batch)) round trips (the same
+        approach as app.remote.ReadingBatchWriter). Asking the store for the session's ended_at instead would copy the
+        store's rule here and still need the bisection for the grace period; the store's own answer is the authority.
+        StoreUnavailable propagates: what was stored so far is already acknowledged, the rest stays pending and is
+        retried after the back-off (a retry of a stored reading is a no-op in the store)."""
+        ordered = sorted(batch, key=lambda r: r.captured_at)
+        stored, longest = 0, len(ordered) - 1  # ordered[:stored] is stored; the whole batch was refused
+        while stored < longest:
+            end = (stored + longest + 1) // 2
+            try:
+                self._send(ordered[stored:end])
+                stored = end
+            except _REFUSALS as error:
+                refusal, longest = error, end - 1
+        if stored:
+            log.info("session %s had ended: stored the %d readings captured in time out of a batch of %d",
+                     batch[0].session_id, stored, len(batch))
+        return ordered[stored:], refusal
+
+    def _reject(self, readings: list[Reading], session_id: uuid.UUID, error: StoreError) -> None:
+        if not readings:
+            return
+        self.spool.reject(readings, f"{type(error).__name__}: {error}")
+        log.error(
+            "database refused %d readings for session %s (%s); kept in the spool's rejected table",
+            len(readings), session_id, error,
+        )
 
     def _set_session(self, session: Session | None) -> None:
         previous = self._target.session_id if self._target else None

@@ -3,6 +3,8 @@ spool exactly once, keeping refused readings, and riding out a database outage."
 
 from __future__ import annotations
 
+import random
+import sqlite3
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -11,8 +13,11 @@ import pytest
 
 from pi_agent.spool import Spool
 from pi_agent.sync import DeviceAuthError, DeviceLink, SyncWorker
+from store.api import Actor
+from store.errors import StoreUnavailable
 from store.models import Reading
 from store.postgres import PostgresStore
+from store.validation import LATE_READING_TOLERANCE
 
 
 def make_worker(clinic, spool: Spool, key: str | None = None, manual_session: uuid.UUID | None = None) -> SyncWorker:
@@ -86,6 +91,143 @@ def test_readings_captured_before_the_end_and_sent_after_it_are_stored(clinic, t
     worker.cycle()
     assert spool.pending_count() == 0 and spool.rejected_count() == 0
     assert count(clinic, session.id) == 8
+
+
+class CountingLink(DeviceLink):
+    """The real link, counting the insert round trips and able to run something (an outage) after the n-th insert."""
+
+    def __init__(self, clinic, after_insert=None) -> None:
+        super().__init__(lambda: PostgresStore.connect(clinic.database_url), clinic.device_id, clinic.device_key)
+        self.inserts: list[int] = []  # batch size of every insert attempt
+        self._after_insert = after_insert
+
+    def call(self, action):
+        sizes: list[int] = []
+
+        def counting(store):
+            class Recorder:  # only insert_readings is recorded; everything else goes to the real store untouched
+                def __getattr__(self, name):
+                    return getattr(store, name)
+
+                def insert_readings(self, readings):
+                    sizes.append(len(readings))
+                    return store.insert_readings(readings)
+
+            return action(Recorder())
+
+        try:
+            return super().call(counting)
+        finally:
+            self.inserts.extend(sizes)
+            if sizes and self._after_insert:
+                self._after_insert(len(self.inserts))
+
+
+def worker_on(link: DeviceLink, spool: Spool) -> SyncWorker:
+    return SyncWorker(link, spool, manual_session=None, heartbeat_seconds=0, session_poll_seconds=0,
+                      batch_seconds=0.1, retry_max_seconds=1)
+
+
+def straddling(session_id: uuid.UUID, ended_at: datetime) -> tuple[list[Reading], list[Reading]]:
+    """What an agent polling every few seconds has spooled when the clinician ends the session: readings every 250 ms
+    from 60 s before the end to 20 s after it. In time: captured by ended_at + LATE_READING_TOLERANCE (the boundary
+    itself included); late: after it."""
+    start = ended_at - timedelta(seconds=60)
+    spooled = readings(session_id, 321, start)  # the last one at ended_at + 20 s
+    limit = ended_at + LATE_READING_TOLERANCE
+    return [r for r in spooled if r.captured_at <= limit], [r for r in spooled if r.captured_at > limit]
+
+
+def stored_ids(clinic, session_id) -> set[uuid.UUID]:
+    return {r.id for r in clinic.clinician.readings_since(session_id).readings}
+
+
+def rejected_rows(spool: Spool) -> dict[uuid.UUID, str]:
+    with sqlite3.connect(spool.path) as db:
+        return {uuid.UUID(i): reason for i, reason in db.execute("SELECT id, reason FROM rejected")}
+
+
+def test_a_batch_straddling_the_end_stores_what_was_captured_in_time_and_sets_aside_only_the_late_readings(clinic, tmp_path):
+    session = clinic.start_session()
+    ended = clinic.clinician.end_session(session.id)
+    in_time, late = straddling(session.id, ended.ended_at)
+    assert in_time[-1].captured_at == ended.ended_at + LATE_READING_TOLERANCE  # the boundary is part of the test
+    spooled = in_time + late
+    random.Random(7).shuffle(spooled)  # spool order need not be capture order (e.g. two faces, clock adjustments)
+    spool = Spool(tmp_path / "spool.sqlite3")
+    spool.add(spooled)
+    link = CountingLink(clinic)
+    worker = worker_on(link, spool)
+
+    worker.cycle()
+
+    assert stored_ids(clinic, session.id) == {r.id for r in in_time}
+    rejected = rejected_rows(spool)
+    assert set(rejected) == {r.id for r in late}
+    assert all(reason.startswith("SessionNotLive:") for reason in rejected.values())
+    totals = spool.totals()
+    assert (totals.spooled, totals.acknowledged, totals.rejected, totals.pending) == (321, len(in_time), len(late), 0)
+    assert worker.sent == len(in_time)
+    # A few round trips (bisection), not one per reading: the refused batch, then about log2(321) halves.
+    assert len(link.inserts) <= 2 + 9
+
+
+def test_splitting_a_refused_batch_is_idempotent_when_part_of_it_was_already_stored(clinic, tmp_path):
+    session = clinic.start_session()
+    ended = clinic.clinician.end_session(session.id)
+    in_time, late = straddling(session.id, ended.ended_at)
+    # An earlier run stored these but died before acknowledging them: they are still in the spool.
+    earlier = PostgresStore.connect(clinic.database_url)
+    try:
+        earlier.authenticate_device(clinic.device_id, clinic.device_key)
+        earlier.as_actor(Actor.for_device(clinic.device_id)).insert_readings(in_time[:100])
+    finally:
+        earlier.close()
+    spool = Spool(tmp_path / "spool.sqlite3")
+    spool.add(in_time + late)
+    worker = make_worker(clinic, spool)
+
+    worker.cycle()
+    worker.cycle()  # nothing left to do: nothing sent or counted twice
+
+    assert stored_ids(clinic, session.id) == {r.id for r in in_time}
+    assert count(clinic, session.id) == len(in_time)
+    totals = spool.totals()
+    assert (totals.spooled, totals.acknowledged, totals.rejected, totals.pending) == (
+        len(in_time) + len(late), len(in_time), len(late), 0)
+
+
+@pytest.mark.slow
+def test_an_outage_in_the_middle_of_a_split_loses_nothing_and_rejects_nothing_early(clinic, postgres_server, tmp_path):
+    session = clinic.start_session()
+    ended = clinic.clinician.end_session(session.id)
+    in_time, late = straddling(session.id, ended.ended_at)
+    spool = Spool(tmp_path / "spool.sqlite3")
+    spool.add(in_time + late)
+
+    def outage_after_second_insert(inserts: int) -> None:  # the refused whole batch, then the first half stored
+        if inserts == 2:
+            postgres_server.stop()
+
+    link = CountingLink(clinic, after_insert=outage_after_second_insert)
+    worker = worker_on(link, spool)
+    try:
+        with pytest.raises(StoreUnavailable):
+            worker.cycle()
+        during = spool.totals()
+        # The half stored before the outage is acknowledged; nothing is rejected while the database cannot answer.
+        assert link.inserts[0] == len(in_time) + len(late) and during.acknowledged == link.inserts[1] > 0
+        assert during.rejected == 0
+        assert during.spooled == during.acknowledged + during.pending
+    finally:
+        postgres_server.start()
+    worker.cycle()
+
+    assert stored_ids(clinic, session.id) == {r.id for r in in_time}
+    assert set(rejected_rows(spool)) == {r.id for r in late}
+    totals = spool.totals()
+    assert (totals.spooled, totals.acknowledged, totals.rejected, totals.pending) == (
+        len(in_time) + len(late), len(in_time), len(late), 0)
 
 
 def test_wrong_device_key_is_a_clear_fatal_error(clinic, tmp_path):
