@@ -19,8 +19,22 @@ CLINICIAN_KEY = "_psya_clinician"  # session_state: the Clinician signed in for 
 
 
 def load_settings() -> Settings:
-    # Read on every run (cheap): tests and operators change the environment between runs of one process.
+    """Where every page and streamlit_app.py start. Read on every run (cheap): tests and operators change the environment
+    between runs of one process."""
+    _leave_legacy_pages_mode()
     return Settings.load()
+
+
+def _leave_legacy_pages_mode() -> None:
+    """Because a `pages/` directory exists, Streamlit starts each server process in its legacy multipage mode, in which
+    a request for /live or /join runs that page file alone, without streamlit_app.py (no login, no navigation), until
+    some run calls `st.navigation`. The first page run of a fresh process therefore switches to `st.navigation` mode
+    and reruns, so streamlit_app.py always decides which page runs."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def _close_store(store: Store) -> None:
@@ -72,11 +86,11 @@ class PageContext:
 def require_clinician() -> PageContext:
     """Every page's first line. Stops the page when nobody is signed in (pages are only registered after login, this is
     a second lock on the same door)."""
+    settings = load_settings()
     clinician = st.session_state.get(CLINICIAN_KEY)
     if not isinstance(clinician, Clinician):
         st.warning("Please log in.")
         st.stop()
-    settings = load_settings()
     store = system_store(settings).as_actor(Actor.for_clinician(clinician))
     return PageContext(settings, store, clinician)
 

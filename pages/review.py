@@ -103,6 +103,7 @@ csv_col.download_button(
     mime="text/csv",
     icon=":material/download:",
     key="download_csv",
+    on_click="ignore",  # a download needs no rerun of the page
 )
 report_col.download_button(
     "Printable report (HTML)",
@@ -111,5 +112,6 @@ report_col.download_button(
     mime="text/html",
     icon=":material/print:",
     key="download_report",
+    on_click="ignore",
 )
 st.caption("Open the report in a browser and print it (or save it as PDF).")
