@@ -135,7 +135,7 @@ class EmotionClassifier:
         resized = np.ascontiguousarray(resize_face(face, size))
         # The training pipeline capped sharpness and equalised the faces when its recipe said so; the sidecar carries it.
         if self.metadata.max_laplacian_variance > 0:
-            resized = match_sharpness(resized, self.metadata.max_laplacian_variance)
+            resized = match_sharpness(resized, self.metadata.max_laplacian_variance, self.metadata.blur_sigma)
         return cv2.equalizeHist(resized) if self.metadata.equalize_histogram else resized
 
     def _run(self, batch: np.ndarray) -> np.ndarray:

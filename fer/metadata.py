@@ -25,7 +25,8 @@ class ModelMetadata:
     labels: tuple[str, ...] = LABELS
     metrics: dict[str, Any] = field(default_factory=dict)
     equalize_histogram: bool = False  # cv2.equalizeHist on the resized face before scale/offset
-    max_laplacian_variance: float = 0.0  # sharpness ceiling of the resized face (see preprocess.match_sharpness); 0: off
+    max_laplacian_variance: float = 0.0  # faces sharper than this are blurred (see preprocess.match_sharpness); 0: off
+    blur_sigma: float = 0.0  # the Gaussian blur (pixels at input size) applied to those faces
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -33,7 +34,8 @@ class ModelMetadata:
             "input_size": list(self.input_size),
             "normalization": {"scale": self.scale, "offset": self.offset,
                               "equalize_histogram": self.equalize_histogram,
-                              "max_laplacian_variance": self.max_laplacian_variance},
+                              "max_laplacian_variance": self.max_laplacian_variance,
+                              "blur_sigma": self.blur_sigma},
             "labels": list(self.labels),
             "metrics": self.metrics,
         }
@@ -80,6 +82,9 @@ def parse_metadata(raw: Any, source: str = "metadata") -> ModelMetadata:
     sharpness = norm.get("max_laplacian_variance", 0.0)
     if not (_is_number(sharpness) and sharpness >= 0):
         raise fail(f"'normalization.max_laplacian_variance' must be a number >= 0, got {sharpness!r}")
+    blur_sigma = norm.get("blur_sigma", 0.0)
+    if not (_is_number(blur_sigma) and blur_sigma >= 0) or (sharpness > 0 and blur_sigma <= 0):
+        raise fail(f"'normalization.blur_sigma' must be a number > 0 when max_laplacian_variance is set, got {blur_sigma!r}")
     labels = raw.get("labels", list(LABELS))
     if not (isinstance(labels, (list, tuple)) and sorted(labels) == sorted(LABELS)):
         raise fail(f"'labels' must be the 7 classes {list(LABELS)} in some order, got {labels!r}")
@@ -95,6 +100,7 @@ def parse_metadata(raw: Any, source: str = "metadata") -> ModelMetadata:
         metrics=metrics,
         equalize_histogram=equalize,
         max_laplacian_variance=float(sharpness),
+        blur_sigma=float(blur_sigma),
     )
 
 

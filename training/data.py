@@ -44,11 +44,11 @@ def equalize_histograms(images: np.ndarray) -> np.ndarray:
     return np.stack([cv2.equalizeHist(image) for image in images]) if len(images) else images
 
 
-def match_sharpness_all(images: np.ndarray, max_laplacian_variance: float) -> np.ndarray:
-    """Cap each face's sharpness like `fer` does at run time (see fer.preprocess.match_sharpness); 0 disables."""
+def match_sharpness_all(images: np.ndarray, max_laplacian_variance: float, blur_sigma: float) -> np.ndarray:
+    """Blur the faces sharper than training's, like `fer` does at run time (fer.preprocess.match_sharpness); 0 disables."""
     if max_laplacian_variance <= 0 or not len(images):
         return images
-    return np.stack([match_sharpness(image, max_laplacian_variance) for image in images])
+    return np.stack([match_sharpness(image, max_laplacian_variance, blur_sigma) for image in images])
 
 
 def load_split(source: str | Path, split: str) -> Dataset:

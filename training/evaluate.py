@@ -33,10 +33,11 @@ def keras_predictor(model_path: Path, tta_flip: bool = False) -> Predict:
     scale, offset = config["normalization"]["scale"], config["normalization"]["offset"]
     equalize = config["normalization"].get("equalize_histogram", False)
     sharpness = config["normalization"].get("max_laplacian_variance", 0.0)
+    blur_sigma = config["normalization"].get("blur_sigma", 0.0)
     model = keras.models.load_model(model_path, compile=False)
 
     def predict(images: np.ndarray) -> np.ndarray:
-        images = match_sharpness_all(images, sharpness)
+        images = match_sharpness_all(images, sharpness, blur_sigma)
         if equalize:
             images = equalize_histograms(images)
         x = images[..., None].astype(np.float32) * scale + offset

@@ -81,7 +81,8 @@ def export_run(run_dir: Path, data_dir: Path, ship: bool, checkpoint: str = "bes
     val = load_split(data_dir, "val")
     rng = np.random.default_rng(0)
     picks = rng.choice(len(train), size=min(REPRESENTATIVE_SAMPLES, len(train)), replace=False)
-    faces = match_sharpness_all(train.images[picks], normalization.get("max_laplacian_variance", 0.0))
+    faces = match_sharpness_all(train.images[picks], normalization.get("max_laplacian_variance", 0.0),
+                                normalization.get("blur_sigma", 0.0))
     faces = equalize_histograms(faces) if normalization.get("equalize_histogram") else faces
     representative = faces[..., None].astype(np.float32) * normalization["scale"] + normalization["offset"]
 

@@ -101,8 +101,10 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
     train_data, val_data = load_split(data_dir, "train"), load_split(data_dir, "val")
     if limit:
         train_data = Dataset(train_data.images[:limit], train_data.labels[:limit])
-    train_data = Dataset(match_sharpness_all(train_data.images, recipe.max_laplacian_variance), train_data.labels)
-    val_data = Dataset(match_sharpness_all(val_data.images, recipe.max_laplacian_variance), val_data.labels)
+    train_data = Dataset(match_sharpness_all(train_data.images, recipe.max_laplacian_variance, recipe.blur_sigma),
+                         train_data.labels)
+    val_data = Dataset(match_sharpness_all(val_data.images, recipe.max_laplacian_variance, recipe.blur_sigma),
+                       val_data.labels)
     if recipe.equalize_histogram:
         train_data = Dataset(equalize_histograms(train_data.images), train_data.labels)
         val_data = Dataset(equalize_histograms(val_data.images), val_data.labels)
@@ -118,7 +120,8 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
     config = {"arch": arch_name, "epochs": epochs, "seed": seed, "data": str(data_dir), "recipe": recipe.as_dict(),
               "normalization": {"scale": arch.normalization.scale, "offset": arch.normalization.offset,
                                 "equalize_histogram": recipe.equalize_histogram,
-                                "max_laplacian_variance": recipe.max_laplacian_variance},
+                                "max_laplacian_variance": recipe.max_laplacian_variance,
+                                "blur_sigma": recipe.blur_sigma},
               "params": model.count_params(), "train_size": len(train_data)}
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
 

@@ -88,7 +88,7 @@ class TestPredictContract:
         sharp = rng.integers(0, 256, size=(2, 48, 48), dtype=np.uint8)  # pure noise: very sharp
         soft = np.stack([cv2.GaussianBlur(face, (0, 0), 4.0) for face in sharp])
         meta = {**tiny_metadata().to_json()}
-        meta["normalization"] = {**meta["normalization"], "max_laplacian_variance": 8.0}
+        meta["normalization"] = {**meta["normalization"], "max_laplacian_variance": 8.0, "blur_sigma": 3.0}
         capping = EmotionClassifier.load(tiny_model_dir / "tiny_float.tflite", metadata=meta)
         plain = EmotionClassifier.load(tiny_model_dir / "tiny_float.tflite")
         assert capping.metadata.max_laplacian_variance == 8.0 and plain.metadata.max_laplacian_variance == 0.0
@@ -177,6 +177,8 @@ class TestLoadErrors:
          "equalize_histogram"),
         (json.dumps({"input_size": [48, 48], "normalization": {"scale": 1, "offset": 0, "max_laplacian_variance": -1}}),
          "max_laplacian_variance"),
+        (json.dumps({"input_size": [48, 48], "normalization": {"scale": 1, "offset": 0, "max_laplacian_variance": 8}}),
+         "blur_sigma"),
         (json.dumps({"input_size": [48, 48], "normalization": {"scale": 1, "offset": 0}, "labels": ["a"] * 7}), "labels"),
     ])
     def test_invalid_sidecar(self, tiny_model_dir: Path, tmp_path: Path, sidecar: str, message: str) -> None:
