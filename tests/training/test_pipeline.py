@@ -64,6 +64,19 @@ def test_export_produces_all_quantizations_loadable_by_fer(trained_run, tiny_dat
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)
 
 
+def test_flip_averaging_is_symmetric_and_keeps_probabilities(trained_run):
+    import keras
+
+    from training.export import with_flip_averaging
+
+    run_dir, _ = trained_run
+    averaged = with_flip_averaging(keras.models.load_model(run_dir / "best.keras", compile=False))
+    faces = np.random.default_rng(1).random((3, 48, 48, 1)).astype(np.float32)
+    original, mirrored = averaged.predict(faces, verbose=0), averaged.predict(faces[:, :, ::-1], verbose=0)
+    np.testing.assert_allclose(original, mirrored, atol=1e-5)
+    np.testing.assert_allclose(original.sum(axis=1), 1.0, atol=1e-5)
+
+
 def test_class_weights_favour_rare_classes_and_average_one():
     labels = np.array([0] * 90 + [1] * 10)
     weights = class_weights(labels, power=0.5)
