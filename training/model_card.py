@@ -29,6 +29,10 @@ def render(meta: dict, size_kb: float, comparison: list[dict] | None = None) -> 
         f"{training.get('epochs_trained', '?')} epochs; recipe: `{json.dumps(training.get('recipe', {}))}`.",
         f"- Input: {meta['input_size'][0]}x{meta['input_size'][1]} grayscale face crop; model input = pixel x "
         f"{meta['normalization']['scale']:.6g} + {meta['normalization']['offset']:.6g}, then int8 quantization.",
+        f"- Preprocessing (from the sidecar, applied by `fer`): faces sharper than Laplacian variance "
+        f"{meta['normalization'].get('max_laplacian_variance', 0):g} are blurred with sigma "
+        f"{meta['normalization'].get('blur_sigma', 0):g} px, then histogram-equalised"
+        f"{' (test-time mirror averaging is inside the graph)' if training.get('test_time_flip') else ''}.",
         f"- Output: 7 probabilities in the order {', '.join(LABELS)}.",
         f"- Quantization: {meta.get('quantization')} (full integer: int8 weights, activations, input and output); {size_kb:.0f} KB.",
         "",
@@ -53,13 +57,17 @@ def render(meta: dict, size_kb: float, comparison: list[dict] | None = None) -> 
         lines += [f"| {row['model']} | {row['accuracy']:.4f} | {row['macro_recall']:.4f} | {row['size_kb']:.0f} |"
                   for row in comparison]
     weakest = sorted(per_class.items(), key=lambda item: item[1].get("recall", 0))[:2]
+    weakest_text = ", ".join(f"`{label}` (recall {values.get('recall', 0):.2f})" for label, values in weakest)
     lines += [
         "",
         "## Limits and known biases",
-        f"- Weakest classes: {', '.join(f'`{k}` (recall {v.get('recall', 0):.2f})' for k, v in weakest)}. `disgust` has only",
+        f"- Weakest classes: {weakest_text}. `disgust` has only",
         "  436 training images; `fear` is often confused with `sad` and `surprise`. Read these lines on the charts with care.",
         "- FER2013 faces are mostly frontal, posed or exaggerated expressions from web photos; spontaneous, subtle expressions in",
         "  a therapy room are harder. The data over-represents young adults and light skin; accuracy on other groups is unmeasured.",
+        "- The shared FER2013 train split is blurred (about sigma 3 px at 48x48) while val is sharp: the model learned from",
+        "  soft faces only, and sharp faces are blurred to match before it sees them (docs/training.md). That caps what it",
+        "  can tell apart: fine cues (eye corners, brows, wrinkles) are gone, which hurts fear, sad and neutral most.",
         "- Labels are one annotator's judgement (human agreement on FER2013 is about 65%).",
         "- Glasses, masks, strong side light, faces turned more than about 30 degrees and faces smaller than 48 pixels degrade it.",
         "- A facial expression is not an emotion: culture, medication (e.g. antipsychotics, botulinum), flat affect and",
