@@ -7,6 +7,14 @@ from pathlib import Path
 
 import pytest
 
+# Load libsrtp (streamlit-webrtc -> aiortc -> pylibsrtp) before anything imports TensorFlow: in the other order the
+# process segfaults at import (measured: `import tensorflow, pylibsrtp` exits 139, the reverse works). Collection imports
+# the training tests, which import TensorFlow, before the app tests import streamlit-webrtc.
+try:
+    import pylibsrtp  # noqa: F401
+except ImportError:  # the Pi-only install has no WebRTC stack
+    pass
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("FER_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
 
