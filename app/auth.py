@@ -1,4 +1,5 @@
-"""Clinician accounts and login rules, without Streamlit: bcrypt hashing (streamlit-authenticator's `Hasher`), the
+"""Clinician accounts and login rules, without Streamlit: bcrypt hashing (the same `$2b$` hashes streamlit-authenticator's
+`Hasher` makes and checks; bcrypt is called directly so this module, the demo loader and the tests need no Streamlit), the
 first-admin setup on an empty database, lock-out after repeated failures, and the cookie signing key.
 
 The Streamlit side (forms, the signed re-login cookie) is `app.session_auth`. Accounts live in the store, so lock-out
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from streamlit_authenticator.utilities.hasher import Hasher
+import bcrypt
 
 from settings import Settings
 from store.api import Store
@@ -30,11 +31,18 @@ COOKIE_KEY_FILE = "cookie_key"
 WRONG_CREDENTIALS = "Wrong username or password."
 # Compared against when the username is unknown, so a wrong username costs the same bcrypt time as a wrong password
 # (no timing oracle for which usernames exist).
-_DUMMY_HASH = Hasher.hash(secrets.token_urlsafe(16))
+_DUMMY_HASH = bcrypt.hashpw(secrets.token_urlsafe(16).encode(), bcrypt.gensalt()).decode()
 
 
 def hash_password(password: str) -> str:
-    return Hasher.hash(password)
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+
+
+def check_password(password: str, password_hash: str) -> bool:
+    try:
+        return bcrypt.checkpw(password.encode(), password_hash.encode())
+    except ValueError:  # not a bcrypt hash (e.g. an account whose hash was blanked): never a match
+        return False
 
 
 def normalize_username(username: str) -> str:
@@ -125,7 +133,7 @@ def attempt_login(store: Store, settings: Settings, username: str, password: str
     except InvalidInput:  # e.g. a NUL character or an overlong name: no such account
         clinician = None
     if clinician is None:
-        Hasher.check_pw(password, _DUMMY_HASH)
+        check_password(password, _DUMMY_HASH)
         try:
             store.record_login_result(normalize_username(username), False)  # audited: attempts on unknown names too
         except InvalidInput:
@@ -133,7 +141,7 @@ def attempt_login(store: Store, settings: Settings, username: str, password: str
         return LoginResult(None, WRONG_CREDENTIALS)
     if is_locked(clinician, now):
         return LoginResult(None, locked_message(clinician.locked_until), clinician.locked_until)
-    if password and Hasher.check_pw(password, clinician.password_hash):
+    if password and check_password(password, clinician.password_hash):
         store.record_login_result(clinician.username, True)
         return LoginResult(clinician)
     locked_until = lock_after_failure(clinician, settings, now)

@@ -56,6 +56,15 @@ def test_the_cookie_key_is_generated_once_and_kept_private(tmp_path):
     assert auth.cookie_key(Settings(data_dir=tmp_path / "data", cookie_key="from-secrets")) == "from-secrets"
 
 
+def test_our_hashes_are_the_ones_streamlit_authenticator_checks():
+    from streamlit_authenticator.utilities.hasher import Hasher
+
+    hashed = auth.hash_password("a-long-enough-1")
+    assert hashed.startswith("$2b$") and Hasher.check_pw("a-long-enough-1", hashed)
+    assert auth.check_password("a-long-enough-1", Hasher.hash("a-long-enough-1"))
+    assert not auth.check_password("a-long-enough-1", "not a hash")
+
+
 def test_credentials_for_streamlit_authenticator_carry_the_bcrypt_hashes():
     clinician = account()
     credentials = auth.credentials_for_authenticator([clinician])
