@@ -89,7 +89,8 @@ def clinic_day(app, page, database_url, name, username, password) -> None:
     page.get_by_role("heading", name="Patients").wait_for(timeout=30_000)
 
     ui.create_patient_with_consent(page, app.url, "Marta Quiroga", "Panic disorder")
-    assert "Consent to facial analysis given" in page.inner_text("body")
+    # The heading renders before the rest of the page: wait for the consent line rather than reading the body at once.
+    page.get_by_text("Consent to facial analysis given").first.wait_for(timeout=30_000)
     shot(page, "02-patient")
 
     device_id, key = ui.register_device(page, app.url, "pi-room-1", "Room 1")
@@ -116,9 +117,9 @@ def clinic_day(app, page, database_url, name, username, password) -> None:
 
     page.get_by_role("link", name="Review the session").click()
     page.get_by_role("heading", name="Session review").wait_for(timeout=30_000)
-    assert ui.metric_value(page, "Readings") == "30"
+    ui.wait_until(lambda: ui.metric_value(page, "Readings") == "30", 30, 0.25, "30 readings on the review page")
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
-    assert "Decision support, not a diagnosis" in page.inner_text("body")
+    page.get_by_text("Decision support, not a diagnosis").first.wait_for(timeout=30_000)
     shot(page, "05-review")
 
     ui.wait_for_app_idle(page)
