@@ -113,6 +113,9 @@ def test_a_busy_saved_port_moves_the_server_to_a_free_one(data_dir):
     port = json.loads((data_dir / "embedded-postgres.json").read_text())["port"]
     EmbeddedPostgres(data_dir).stop()
     squatter = socket.socket()
+    # The stopped server's closed client connections may still sit in TIME_WAIT on that port: without SO_REUSEADDR the
+    # bind itself fails ("Address already in use"), which is not what this test is about.
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     squatter.bind(("127.0.0.1", port))
     squatter.listen()
     try:
