@@ -54,7 +54,7 @@ migrate: $(VENV)/.runtime-installed
 	$(BIN)/python -m store.migrate --database-url "$(DATABASE_URL)"
 
 train-edge: $(VENV)/.dev-installed
-	$(BIN)/python -m training.train --arch edge_xs --epochs 45 --resume
+	$(BIN)/python -m training.train --arch edge_m --epochs 45 --resume
 
 train-ednn: $(VENV)/.dev-installed
 	$(BIN)/python -m training.train --arch ednn --epochs 12 --resume

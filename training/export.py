@@ -139,7 +139,8 @@ def _training_summary(run_dir: Path, config: dict) -> dict:
     history = run_dir / "history.csv"
     epochs = max(0, len(history.read_text().strip().splitlines()) - 1) if history.exists() else None
     return {"arch": config["arch"], "epochs_trained": epochs, "recipe": config.get("recipe"), "seed": config.get("seed"),
-            "params": config.get("params"), "data": "FER2013 train (28,709 images)"}
+            "params": config.get("params"), "data": "FER2013 train (28,709 images)",
+            **({"note": config["note"]} if config.get("note") else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
