@@ -202,7 +202,8 @@ def start_in_person_session(page, url: str) -> str:
 
 def metric_value(page, label: str) -> str:
     metric = page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
-    return metric.first.inner_text(timeout=5_000).strip()
+    # During a fragment rerun the previous run's elements linger beside the new ones: the newest is the last.
+    return metric.last.inner_text(timeout=5_000).strip()
 
 
 # Plotly keeps the figure as sent (numbers arrive base64-encoded, {"dtype", "bdata"}) in `el.data`; the decoded arrays it

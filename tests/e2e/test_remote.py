@@ -290,7 +290,9 @@ def start_remote_session_in_ui(page, app_url: str) -> str:
 
 def dashboard_reading_count(page) -> int:
     metric = page.get_by_test_id("stMetric").filter(has_text="Readings").get_by_test_id("stMetricValue")
-    text = metric.inner_text(timeout=5_000).replace(",", "")
+    # While the dashboard fragment reruns, Streamlit briefly keeps the previous run's elements beside the new ones:
+    # the newest is the last.
+    text = metric.last.inner_text(timeout=5_000).replace(",", "")
     return int(text) if text.isdigit() else 0
 
 
