@@ -276,7 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("command", choices=["status", "start", "stop", "url"])
     args = parser.parse_args(argv)
-    server = EmbeddedPostgres(Settings.load().data_dir)
+    data_dir = Settings.load().data_dir
+    server = EmbeddedPostgres(data_dir)
+    if args.command != "start" and not data_dir.is_dir():
+        print(f"no embedded database under {data_dir} (nothing has started one yet)")
+        return 0 if args.command in ("status", "stop") else 1
     if args.command == "start":
         print(server.ensure_running())
     elif args.command == "stop":

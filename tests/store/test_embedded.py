@@ -125,3 +125,13 @@ def test_a_busy_saved_port_moves_the_server_to_a_free_one(data_dir):
         assert json.loads((data_dir / "embedded-postgres.json").read_text())["port"] != port
     finally:
         squatter.close()
+
+
+def test_the_management_command_on_a_data_dir_nothing_has_used_says_so(tmp_path, monkeypatch, capsys):
+    from store.embedded import main
+
+    monkeypatch.setenv("PSYA_DATA_DIR", str(tmp_path / "never-used"))
+    assert main(["stop"]) == 0 and main(["status"]) == 0
+    assert main(["url"]) == 1
+    assert "no embedded database under" in capsys.readouterr().out
+    assert not (tmp_path / "never-used").exists()
