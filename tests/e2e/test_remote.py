@@ -28,16 +28,11 @@ from app.remote import INVALID_LINK_MESSAGE, join_link
 from settings import Settings
 from store.models import NewPatient, RemoteJoin
 from tests.conftest import SHARED_DIR
+from tests.e2e.clinic_harness import CHROMIUM, CHROMIUM_ARGS, PROJECT_ROOT
 from tests.e2e.fixtures_video import PATIENT_FACE_BOXES, FaceVideo, make_face_video, model_for_tests, pick_face_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
 WEBRTC_IFRAME = 'iframe[title^="streamlit_webrtc"]'
 CONSENT_LABEL = "I have read the above and agree to facial analysis"
 CLINICIAN_USERNAME = "dr.remote"

