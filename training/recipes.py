@@ -26,6 +26,8 @@ class Recipe:
     # train's sharpness (6.4). Without it val accuracy collapsed to 0.16. 0 turns it off.
     max_laplacian_variance: float = 0.0
     blur_sigma: float = 0.0
+    # Probability of erasing one random rectangle (2-20% of the face) per training image (Zhong et al. 2017).
+    random_erasing: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -38,4 +40,8 @@ RECIPES: dict[str, Recipe] = {
                       max_laplacian_variance=8.0, blur_sigma=3.0),
     "edge_m": Recipe(128, 2e-3, "adamw", 1e-4, 3, True, 0.1, True, 0.5, 25, equalize_histogram=True,
                      max_laplacian_variance=8.0, blur_sigma=3.0),
+    # Sharp, equalised train split: AdamW with real decoupled decay, label smoothing, inverse-sqrt class weights (disgust
+    # has 436 faces against happy's 7,215) and random erasing on top of the geometric jitter.
+    "edge_vgg": Recipe(128, 2e-3, "adamw", 2e-2, 3, True, 0.1, True, 0.5, 1000, equalize_histogram=True,
+                       random_erasing=0.5),
 }

@@ -52,6 +52,26 @@ def augmenter(seed: int, photometric: bool = True) -> keras.Sequential:
     return keras.Sequential(steps, name="augment")
 
 
+def random_erasing(images: tf.Tensor, probability: float, fill: float = 127.5) -> tf.Tensor:
+    """Erase one random rectangle (2-20% of the area, aspect 0.3-3.3) in each image with `probability` (Zhong et al.,
+    "Random Erasing Data Augmentation", AAAI 2020): the model learns to read a face with a hand or glasses in the way."""
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    area = tf.random.uniform([batch], 0.02, 0.2) * tf.cast(height * width, tf.float32)
+    aspect = tf.exp(tf.random.uniform([batch], np.log(0.3), np.log(3.3)))
+    erase_h = tf.clip_by_value(tf.sqrt(area * aspect), 1.0, tf.cast(height, tf.float32))
+    erase_w = tf.clip_by_value(tf.sqrt(area / aspect), 1.0, tf.cast(width, tf.float32))
+    top = tf.random.uniform([batch]) * (tf.cast(height, tf.float32) - erase_h)
+    left = tf.random.uniform([batch]) * (tf.cast(width, tf.float32) - erase_w)
+    rows = tf.cast(tf.range(height), tf.float32)[None, :, None]
+    cols = tf.cast(tf.range(width), tf.float32)[None, None, :]
+    inside = ((rows >= top[:, None, None]) & (rows < (top + erase_h)[:, None, None])
+              & (cols >= left[:, None, None]) & (cols < (left + erase_w)[:, None, None]))
+    chosen = tf.random.uniform([batch]) < probability
+    mask = (inside & chosen[:, None, None])[..., None]
+    return tf.where(mask, tf.cast(fill, images.dtype), images)
+
+
 def make_dataset(data: Dataset, arch: Architecture, recipe: Recipe, training: bool, seed: int) -> tf.data.Dataset:
     images = data.images[..., None].astype(np.float32)
     onehot = keras.utils.to_categorical(data.labels, len(LABELS)).astype(np.float32)
@@ -66,6 +86,8 @@ def make_dataset(data: Dataset, arch: Architecture, recipe: Recipe, training: bo
     def prepare(x, y, w):
         if aug is not None:
             x = tf.clip_by_value(aug(x, training=True), 0.0, 255.0)
+        if training and recipe.random_erasing > 0:
+            x = random_erasing(x, recipe.random_erasing)
         return x * norm.scale + norm.offset, y, w
 
     return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
