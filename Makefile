@@ -54,10 +54,11 @@ migrate: $(VENV)/.runtime-installed
 	$(BIN)/python -m store.migrate --database-url "$(DATABASE_URL)"
 
 train-edge: $(VENV)/.dev-installed
-	$(BIN)/python -m training.train --arch edge_m --epochs 45 --resume
+	$(BIN)/python -m training.train --arch edge_vgg --epochs 34 --out runs/edge_vgg --resume
+	$(BIN)/python -m training.export --run runs/edge_vgg --ship
 
 train-ednn: $(VENV)/.dev-installed
-	$(BIN)/python -m training.train --arch ednn --epochs 12 --resume
+	$(BIN)/python -m training.train --arch ednn --epochs 12 --out runs/ednn_sharp --resume
 
 clean:
 	rm -rf $(VENV) .pytest_cache

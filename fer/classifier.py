@@ -20,7 +20,7 @@ import numpy as np
 from fer.errors import InvalidImageError, InvalidModelError, ModelNotFoundError
 from fer.labels import LABELS
 from fer.metadata import ModelMetadata, parse_metadata, read_metadata, sidecar_path
-from fer.preprocess import match_sharpness, resize_face
+from fer.preprocess import resize_face
 from fer.runtime import Runtime, default_runtime
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -133,9 +133,7 @@ class EmotionClassifier:
 
     def _resize(self, face: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         resized = np.ascontiguousarray(resize_face(face, size))
-        # The training pipeline capped sharpness and equalised the faces when its recipe said so; the sidecar carries it.
-        if self.metadata.max_laplacian_variance > 0:
-            resized = match_sharpness(resized, self.metadata.max_laplacian_variance, self.metadata.blur_sigma)
+        # The training pipeline equalised the faces when its recipe said so; the sidecar carries it.
         return cv2.equalizeHist(resized) if self.metadata.equalize_histogram else resized
 
     def _run(self, batch: np.ndarray) -> np.ndarray:

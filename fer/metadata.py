@@ -1,8 +1,7 @@
 """The model's sidecar JSON (same stem as the .tflite): input size, normalisation, labels and training metrics.
 
 Preprocessing is driven by this file only, so a new model never needs new code: `input = pixel * scale + offset`,
-after capping the resized face's sharpness when `normalization.max_laplacian_variance` is set and histogram
-equalisation when `normalization.equalize_histogram` is true (both exactly as the model was trained).
+after histogram equalisation when `normalization.equalize_histogram` is true (exactly as the model was trained).
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ from typing import Any
 from fer.errors import InvalidModelError, ModelNotFoundError
 from fer.labels import LABELS
 
+RETIRED_NORMALIZATION_FIELDS = ("max_laplacian_variance", "blur_sigma")
+
 
 @dataclass(frozen=True)
 class ModelMetadata:
@@ -25,17 +26,13 @@ class ModelMetadata:
     labels: tuple[str, ...] = LABELS
     metrics: dict[str, Any] = field(default_factory=dict)
     equalize_histogram: bool = False  # cv2.equalizeHist on the resized face before scale/offset
-    max_laplacian_variance: float = 0.0  # faces sharper than this are blurred (see preprocess.match_sharpness); 0: off
-    blur_sigma: float = 0.0  # the Gaussian blur (pixels at input size) applied to those faces
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "input_size": list(self.input_size),
             "normalization": {"scale": self.scale, "offset": self.offset,
-                              "equalize_histogram": self.equalize_histogram,
-                              "max_laplacian_variance": self.max_laplacian_variance,
-                              "blur_sigma": self.blur_sigma},
+                              "equalize_histogram": self.equalize_histogram},
             "labels": list(self.labels),
             "metrics": self.metrics,
         }
@@ -79,12 +76,12 @@ def parse_metadata(raw: Any, source: str = "metadata") -> ModelMetadata:
     equalize = norm.get("equalize_histogram", False)
     if not isinstance(equalize, bool):
         raise fail(f"'normalization.equalize_histogram' must be true or false, got {equalize!r}")
-    sharpness = norm.get("max_laplacian_variance", 0.0)
-    if not (_is_number(sharpness) and sharpness >= 0):
-        raise fail(f"'normalization.max_laplacian_variance' must be a number >= 0, got {sharpness!r}")
-    blur_sigma = norm.get("blur_sigma", 0.0)
-    if not (_is_number(blur_sigma) and blur_sigma >= 0) or (sharpness > 0 and blur_sigma <= 0):
-        raise fail(f"'normalization.blur_sigma' must be a number > 0 when max_laplacian_variance is set, got {blur_sigma!r}")
+    # Models trained on the old, blurred FER2013 train split asked the runtime to blur sharp faces. That preprocessing
+    # is gone; such a model would silently misread every face, so it is refused by name.
+    for retired in RETIRED_NORMALIZATION_FIELDS:
+        if norm.get(retired):
+            raise fail(f"'normalization.{retired}' (blur matching for the old blurred train split) is no longer "
+                       "supported: re-export the model with training.export")
     labels = raw.get("labels", list(LABELS))
     if not (isinstance(labels, (list, tuple)) and sorted(labels) == sorted(LABELS)):
         raise fail(f"'labels' must be the 7 classes {list(LABELS)} in some order, got {labels!r}")
@@ -99,8 +96,6 @@ def parse_metadata(raw: Any, source: str = "metadata") -> ModelMetadata:
         labels=tuple(labels),
         metrics=metrics,
         equalize_histogram=equalize,
-        max_laplacian_variance=float(sharpness),
-        blur_sigma=float(blur_sigma),
     )
 
 

@@ -46,19 +46,6 @@ def laplacian_variance(face: np.ndarray) -> float:
     return float(cv2.Laplacian(face, cv2.CV_64F).var())
 
 
-def match_sharpness(face: np.ndarray, max_laplacian_variance: float, blur_sigma: float) -> np.ndarray:
-    """Blur `face` with `blur_sigma` when it is sharper than the model's training faces; leave soft faces alone.
-
-    A model trained on soft faces misreads sharp ones (measured: 0.16 accuracy on sharp FER2013 val faces for a model
-    trained on the blurred train split, 0.47 once blurred). One fixed blur that reproduces the training blur beat a
-    per-face adaptive strength by a point on val; the sharpness test keeps already soft faces (a blurred input, a small
-    upscaled face) from being blurred twice.
-    """
-    if laplacian_variance(face) <= max_laplacian_variance:
-        return face
-    return cv2.GaussianBlur(face, (0, 0), blur_sigma)
-
-
 def resize_face(face: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if face.shape[:2] == tuple(size):
         return face

@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 
 from fer.labels import LABELS
-from fer.preprocess import match_sharpness
 
 IMAGE_SIZE = 48
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -42,13 +41,6 @@ class Dataset:
 def equalize_histograms(images: np.ndarray) -> np.ndarray:
     """Histogram-equalise each uint8 image (N, H, W); `fer` does the same at run time when the model's metadata asks."""
     return np.stack([cv2.equalizeHist(image) for image in images]) if len(images) else images
-
-
-def match_sharpness_all(images: np.ndarray, max_laplacian_variance: float, blur_sigma: float) -> np.ndarray:
-    """Blur the faces sharper than training's, like `fer` does at run time (fer.preprocess.match_sharpness); 0 disables."""
-    if max_laplacian_variance <= 0 or not len(images):
-        return images
-    return np.stack([match_sharpness(image, max_laplacian_variance, blur_sigma) for image in images])
 
 
 def load_split(source: str | Path, split: str) -> Dataset:

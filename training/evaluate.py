@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from fer.labels import LABELS
-from training.data import Dataset, equalize_histograms, load_split, match_sharpness_all
+from training.data import Dataset, equalize_histograms, load_split
 from training.metrics import Report, classification_report
 from training.plots import confusion_matrix_png, training_curves_png
 
@@ -32,12 +32,9 @@ def keras_predictor(model_path: Path, tta_flip: bool = False) -> Predict:
     config = json.loads((model_path.parent / "config.json").read_text())
     scale, offset = config["normalization"]["scale"], config["normalization"]["offset"]
     equalize = config["normalization"].get("equalize_histogram", False)
-    sharpness = config["normalization"].get("max_laplacian_variance", 0.0)
-    blur_sigma = config["normalization"].get("blur_sigma", 0.0)
     model = keras.models.load_model(model_path, compile=False)
 
     def predict(images: np.ndarray) -> np.ndarray:
-        images = match_sharpness_all(images, sharpness, blur_sigma)
         if equalize:
             images = equalize_histograms(images)
         x = images[..., None].astype(np.float32) * scale + offset

@@ -25,7 +25,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fer.labels import LABELS  # noqa: E402
-from training.data import equalize_histograms, load_split, match_sharpness_all  # noqa: E402
+from training.data import equalize_histograms, load_split  # noqa: E402
 from training.evaluate import evaluate, tflite_predictor  # noqa: E402
 
 DEFAULT_DATA = Path(os.environ.get("FER_DATA_DIR", "../shared/datasets/fer2013"))
@@ -93,8 +93,7 @@ def export_run(run_dir: Path, data_dir: Path, ship: bool, checkpoint: str = "bes
     val = load_split(data_dir, "val")
     rng = np.random.default_rng(0)
     picks = rng.choice(len(train), size=min(REPRESENTATIVE_SAMPLES, len(train)), replace=False)
-    faces = match_sharpness_all(train.images[picks], normalization.get("max_laplacian_variance", 0.0),
-                                normalization.get("blur_sigma", 0.0))
+    faces = train.images[picks]
     faces = equalize_histograms(faces) if normalization.get("equalize_histogram") else faces
     representative = faces[..., None].astype(np.float32) * normalization["scale"] + normalization["offset"]
 
@@ -111,7 +110,8 @@ def export_run(run_dir: Path, data_dir: Path, ship: bool, checkpoint: str = "bes
                        training={**_training_summary(run_dir, config), "test_time_flip": tta_flip})
         path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
         report = evaluate(tflite_predictor(path), val)
-        meta["metrics"] = {"dataset": "FER2013 PublicTest (val)", "images": len(val), **report.as_dict()}
+        meta["metrics"] = {"dataset": "FER2013 PublicTest (val)", "images": len(val), **report.as_dict(),
+                           "confusion": report.confusion.tolist()}
         path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
         results[quantization] = {"path": str(path), "size_kb": round(len(flatbuffer) / 1024, 1),
                                  "accuracy": report.accuracy, "macro_recall": report.macro_recall,
@@ -120,18 +120,33 @@ def export_run(run_dir: Path, data_dir: Path, ship: bool, checkpoint: str = "bes
               f"macro recall {report.macro_recall:.4f}", flush=True)
     drop = results["float32"]["accuracy"] - results["int8"]["accuracy"]
     print(f"int8 loses {drop * 100:.2f} accuracy points against float32")
+    # The int8 sidecar records what quantization cost, so the model card and the bench can show it.
+    int8_sidecar = Path(results["int8"]["path"]).with_suffix(".json")
+    int8_meta = json.loads(int8_sidecar.read_text())
+    int8_meta["float32_metrics"] = {key: results["float32"][key] for key in ("accuracy", "macro_recall", "size_kb")}
+    int8_sidecar.write_text(json.dumps(int8_meta, indent=2))
     (out_dir / "export_summary.json").write_text(json.dumps(results, indent=2))
     if ship:
-        ship_model(Path(results["int8"]["path"]))
+        ship_model(Path(results["int8"]["path"]), history=run_dir / "history.csv")
     return results
 
 
-def ship_model(path: Path, destination: Path = SHIPPED_MODEL) -> None:
+def ship_model(path: Path, destination: Path = SHIPPED_MODEL, history: Path | None = None) -> None:
+    """Copy the model and its sidecar to `destination`, then write its figures and model card beside it."""
+    from training.model_card import write_card
+    from training.plots import confusion_matrix_png, training_curves_png
+
     destination.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, destination)
     meta = json.loads(path.with_suffix(".json").read_text())
     meta["name"] = destination.stem
     destination.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+    confusion = np.asarray(meta["metrics"]["confusion"])
+    confusion_matrix_png(confusion, destination.with_name(f"{destination.stem}_confusion.png"),
+                         f"{destination.stem} on FER2013 val: acc {meta['metrics']['accuracy']:.3f}")
+    if history is not None and history.exists():
+        training_curves_png(history, destination.parent, destination.stem)
+    write_card(destination)
     print(f"shipped {path} -> {destination}")
 
 

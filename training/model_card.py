@@ -10,9 +10,42 @@ from pathlib import Path
 from fer.labels import LABELS
 
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "fer" / "models" / "fer_edge_int8.tflite"
+# The experiment log (what was tried, what helped), kept by hand and rendered into every card.
+EXPERIMENTS = Path(__file__).resolve().parent / "EXPERIMENTS.md"
+TIMED_FACES = 300
 
 
-def render(meta: dict, size_kb: float, comparison: list[dict] | None = None) -> str:
+def single_face_ms(model_path: Path) -> float:
+    """Median ms of one-face predict() calls on one thread (preprocessing included), as `make bench` measures it."""
+    import time
+
+    import numpy as np
+
+    from fer import EmotionClassifier
+
+    classifier = EmotionClassifier.load(model_path, num_threads=1)
+    faces = np.random.default_rng(0).integers(0, 256, size=(TIMED_FACES, 48, 48), dtype=np.uint8)
+    for face in faces[:20]:
+        classifier.predict_one(face)
+    timings = []
+    for face in faces:
+        started = time.perf_counter()
+        classifier.predict_one(face)
+        timings.append((time.perf_counter() - started) * 1000)
+    return float(np.median(timings))
+
+
+def write_card(model_path: Path, comparison: list[dict] | None = None) -> Path:
+    meta = json.loads(model_path.with_suffix(".json").read_text())
+    card = model_path.with_suffix(".md")
+    card.write_text(render(meta, model_path.stat().st_size / 1024, comparison, ms_per_face=single_face_ms(model_path),
+                           figures=sorted(p.name for p in model_path.parent.glob(f"{model_path.stem}_*.png"))))
+    print(f"wrote {card}")
+    return card
+
+
+def render(meta: dict, size_kb: float, comparison: list[dict] | None = None, ms_per_face: float | None = None,
+           figures: list[str] | None = None) -> str:
     metrics = meta.get("metrics", {})
     per_class = metrics.get("per_class", {})
     training = meta.get("training", {})
@@ -30,17 +63,18 @@ def render(meta: dict, size_kb: float, comparison: list[dict] | None = None) -> 
         *([f"- Note: {training['note']}"] if training.get("note") else []),
         f"- Input: {meta['input_size'][0]}x{meta['input_size'][1]} grayscale face crop; model input = pixel x "
         f"{meta['normalization']['scale']:.6g} + {meta['normalization']['offset']:.6g}, then int8 quantization.",
-        f"- Preprocessing (from the sidecar, applied by `fer`): faces sharper than Laplacian variance "
-        f"{meta['normalization'].get('max_laplacian_variance', 0):g} are blurred with sigma "
-        f"{meta['normalization'].get('blur_sigma', 0):g} px, then histogram-equalised"
+        f"- Preprocessing (from the sidecar, applied by `fer`): margin crop, grayscale, resize to the input size"
+        f"{', histogram equalisation' if meta['normalization'].get('equalize_histogram') else ''}"
         f"{' (test-time mirror averaging is inside the graph)' if training.get('test_time_flip') else ''}.",
         f"- Output: 7 probabilities in the order {', '.join(LABELS)}.",
         f"- Quantization: {meta.get('quantization')} (full integer: int8 weights, activations, input and output); {size_kb:.0f} KB.",
         "",
         "## Data",
         "FER2013 (Goodfellow et al. 2013): 28,709 training faces, 48x48 grayscale, collected by web image search and labelled by",
-        "one annotator per image. Validation numbers below are on the 3,589-image PublicTest split (`val`); the PrivateTest split",
-        "is held out for final testing outside this repository and was never used for tuning.",
+        "one annotator per image. The shared train split is sharp and histogram-equalised (`cv2.equalizeHist` of the original",
+        "pixels); every face is equalised again in validation and at run time, so all three see one distribution. Validation",
+        "numbers below are on the 3,589-image PublicTest split (`val`, original pixels); the PrivateTest split is held out for",
+        "final testing outside this repository and was never used for tuning or model selection.",
         "",
         "## Validation metrics (int8 model, as deployed through `fer.EmotionClassifier`)",
         f"accuracy **{metrics.get('accuracy', 0):.4f}**, macro recall **{metrics.get('macro_recall', 0):.4f}**, "
@@ -53,6 +87,22 @@ def render(meta: dict, size_kb: float, comparison: list[dict] | None = None) -> 
         c = per_class.get(label, {})
         lines.append(f"| {label} | {c.get('support', 0)} | {c.get('precision', 0):.3f} | {c.get('recall', 0):.3f} | "
                      f"{c.get('f1', 0):.3f} |")
+    float_metrics = meta.get("float32_metrics")
+    if float_metrics:
+        lost = (float_metrics["accuracy"] - metrics.get("accuracy", 0)) * 100
+        lines += ["", "## int8 against float32", "",
+                  "| model | accuracy | macro recall | size KB |", "|---|---|---|---|",
+                  f"| float32 | {float_metrics['accuracy']:.4f} | {float_metrics['macro_recall']:.4f} | "
+                  f"{float_metrics['size_kb']:.0f} |",
+                  f"| int8 (shipped) | {metrics.get('accuracy', 0):.4f} | {metrics.get('macro_recall', 0):.4f} | {size_kb:.0f} |",
+                  "", f"Quantization costs {lost:.2f} accuracy points."]
+    if ms_per_face is not None:
+        lines += ["", "## Speed",
+                  f"{ms_per_face:.3f} ms per single face (median of {TIMED_FACES} `predict_one` calls, preprocessing included, "
+                  "1 thread, ai-edge-litert/XNNPACK, measured when the card was written on a shared 2-core x86 machine; "
+                  "`make bench` measures it beside the anchors in one run)."]
+    if figures:
+        lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in figures]
     if comparison:
         lines += ["", "## Compared with the bars to beat", "", "| model | accuracy | macro recall | size KB |", "|---|---|---|---|"]
         lines += [f"| {row['model']} | {row['accuracy']:.4f} | {row['macro_recall']:.4f} | {row['size_kb']:.0f} |"
@@ -66,14 +116,16 @@ def render(meta: dict, size_kb: float, comparison: list[dict] | None = None) -> 
         "  436 training images; `fear` is often confused with `sad` and `surprise`. Read these lines on the charts with care.",
         "- FER2013 faces are mostly frontal, posed or exaggerated expressions from web photos; spontaneous, subtle expressions in",
         "  a therapy room are harder. The data over-represents young adults and light skin; accuracy on other groups is unmeasured.",
-        "- The shared FER2013 train split is blurred (about sigma 3 px at 48x48) while val is sharp: the model learned from",
-        "  soft faces only, and sharp faces are blurred to match before it sees them (docs/training.md). That caps what it",
-        "  can tell apart: fine cues (eye corners, brows, wrinkles) are gone, which hurts fear, sad and neutral most.",
+        "- Talking, singing and yawning mouths are read as anger, fear or surprise: FER2013 has almost no speaking faces, and",
+        "  in a therapy session the patient talks much of the time. Read single frames during speech with care; the review's",
+        "  smoothing and the session-level proportions are more robust than any one reading.",
         "- Labels are one annotator's judgement (human agreement on FER2013 is about 65%).",
         "- Glasses, masks, strong side light, faces turned more than about 30 degrees and faces smaller than 48 pixels degrade it.",
         "- A facial expression is not an emotion: culture, medication (e.g. antipsychotics, botulinum), flat affect and",
         "  neurological conditions change expression without changing feeling.",
     ]
+    if EXPERIMENTS.exists():
+        lines += ["", EXPERIMENTS.read_text().strip()]
     return "\n".join(lines) + "\n"
 
 
@@ -82,11 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=SHIPPED_MODEL)
     parser.add_argument("--comparison", type=Path, help="JSON list of {model, accuracy, macro_recall, size_kb} rows")
     args = parser.parse_args(argv)
-    meta = json.loads(args.model.with_suffix(".json").read_text())
     comparison = json.loads(args.comparison.read_text()) if args.comparison else None
-    card = args.model.with_suffix(".md")
-    card.write_text(render(meta, args.model.stat().st_size / 1024, comparison))
-    print(f"wrote {card}")
+    write_card(args.model, comparison)
     return 0
 
 

@@ -45,23 +45,3 @@ def test_face_crops_are_grayscale_and_resized() -> None:
 
 def test_no_boxes_give_an_empty_batch() -> None:
     assert face_crops(np.zeros((50, 50), np.uint8), [], (48, 48)).shape == (0, 48, 48)
-
-
-class TestMatchSharpness:
-    def test_sharp_face_gets_the_training_blur(self) -> None:
-        import cv2
-
-        from fer.preprocess import laplacian_variance, match_sharpness
-
-        face = np.random.default_rng(1).integers(0, 256, size=(48, 48), dtype=np.uint8)
-        softened = match_sharpness(face, 8.0, 3.0)
-        assert laplacian_variance(face) > 1000 and laplacian_variance(softened) < 20
-        assert np.array_equal(softened, cv2.GaussianBlur(face, (0, 0), 3.0))
-
-    def test_face_already_soft_enough_is_returned_unchanged(self) -> None:
-        import cv2
-
-        from fer.preprocess import match_sharpness
-
-        face = cv2.GaussianBlur(np.random.default_rng(3).integers(0, 256, size=(48, 48), dtype=np.uint8), (0, 0), 5.0)
-        assert match_sharpness(face, 8.0, 3.0) is face

@@ -31,7 +31,7 @@ def test_one_epoch_writes_checkpoint_history_and_config(trained_run):
     assert history[0].startswith("epoch") and len(history) == 2
     config = json.loads((run_dir / "config.json").read_text())
     assert config["arch"] == "edge_xs" and config["normalization"] == {
-        "scale": 1 / 127.5, "offset": -1.0, "equalize_histogram": True, "max_laplacian_variance": 8.0, "blur_sigma": 3.0}
+        "scale": 1 / 127.5, "offset": -1.0, "equalize_histogram": True}
 
 
 def test_a_second_run_into_the_same_directory_needs_resume(trained_run, tiny_dataset):
