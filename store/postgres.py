@@ -425,8 +425,8 @@ class PostgresStore(Store):
     def start_remote_session(self, patient_id: uuid.UUID, ttl: timedelta = timedelta(hours=2)) -> RemoteJoin:
         require_clinician(self.actor, "start sessions")
         check.a_uuid("patient_id", patient_id)
-        if not isinstance(ttl, timedelta) or ttl <= timedelta(0) or ttl > timedelta(days=7):
-            raise InvalidInput("ttl must be a positive timedelta of at most 7 days")
+        if not isinstance(ttl, timedelta) or ttl <= timedelta(0) or ttl > check.JOIN_LINK_MAX_LIFETIME:
+            raise InvalidInput("ttl must be a positive timedelta of at most 7 days (the database refuses longer links)")
         token = new_secret()
         with self._tx() as conn:
             self._check_patient_can_start(conn, patient_id)

@@ -422,8 +422,8 @@ class SupabaseRestStore(Store):
     def start_remote_session(self, patient_id: uuid.UUID, ttl: timedelta = timedelta(hours=2)) -> RemoteJoin:
         require_clinician(self.actor, "start sessions")
         check.a_uuid("patient_id", patient_id)
-        if not isinstance(ttl, timedelta) or ttl <= timedelta(0) or ttl > timedelta(days=7):
-            raise InvalidInput("ttl must be a positive timedelta of at most 7 days")
+        if not isinstance(ttl, timedelta) or ttl <= timedelta(0) or ttl > check.JOIN_LINK_MAX_LIFETIME:
+            raise InvalidInput("ttl must be a positive timedelta of at most 7 days (the database refuses longer links)")
         self._check_patient_can_start(patient_id)
         token = new_secret()
         session = self._insert_session({"patient_id": str(patient_id), "mode": "remote",
