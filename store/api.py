@@ -133,6 +133,11 @@ class Store(ABC):
         (`registration.login`, password = the key), which can only do what a device does (docs/security.md)."""
 
     @abstractmethod
+    def revoke_device(self, device_id: uuid.UUID) -> None:
+        """Admins: a lost or stolen Pi. Its own database login is dropped (open connections ended) and the database no
+        longer recognises it (device JWTs included); its sessions and readings stay. Audited."""
+
+    @abstractmethod
     def list_devices(self) -> list[Device]: ...
 
     @abstractmethod

@@ -83,6 +83,7 @@ class Device:
     room: str
     last_heartbeat: datetime | None = None
     created_at: datetime | None = None
+    revoked_at: datetime | None = None  # a revoked device's credentials no longer work (Store.revoke_device)
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ CLINICIAN_COLUMNS = "id, username, display_name, role, failed_logins, locked_unt
 PATIENT_COLUMNS = ("id, clinician_id, full_name, date_of_birth, diagnosis, in_treatment_since, contact, notes, "
                    "consent_facial_analysis, consent_date, consent_scope, archived, created_at")
 RECORD_COLUMNS = "id, patient_id, entry_date, kind, text, author_id, created_at"
-DEVICE_COLUMNS = "id, name, room, last_heartbeat, created_at"
+DEVICE_COLUMNS = "id, name, room, last_heartbeat, created_at, revoked_at"
 SESSION_COLUMNS = ("id, patient_id, clinician_id, mode, status, device_id, started_at, ended_at, join_expires_at, "
                    "created_at")
 ANNOTATION_COLUMNS = "id, session_id, at, text, author_id"
@@ -341,10 +341,9 @@ class PostgresStore(Store):
         return DeviceRegistration(Device(**row), key, login)
 
     def revoke_device(self, device_id: uuid.UUID) -> None:
-        """Admins: drop the device's database login (a lost or stolen Pi); its DATABASE_URL stops working at once."""
         device_id = check.a_uuid("device_id", device_id)
         with self._tx() as conn:
-            conn.execute("SELECT app.drop_device_login(%s)", (device_id,))
+            conn.execute("SELECT public.revoke_device(%s)", (device_id,))
             if self.actor.kind == "clinician":
                 self._audit(conn, "revoke", "device", device_id)
 

@@ -11,7 +11,6 @@ import io
 import json
 import uuid
 from contextlib import redirect_stderr, redirect_stdout
-from datetime import timedelta
 
 import psycopg
 import pytest
@@ -19,14 +18,11 @@ from psycopg import errors
 
 from pi_agent.config import AgentConfig
 from pi_agent.sync import DeviceLink
-from settings import Settings
 from store import open_store
 from store.api import Actor
 from store.devices import agent_env_text, device_database_url, main as devices_main
 from store.errors import InvalidInput, NotFound, PermissionDenied
-from store.models import NewPatient
 from store.postgres import PostgresStore
-from store.validation import reading_row
 from tests.store.conftest import World, readings_for
 
 TABLES = ["patients", "clinicians", "record_entries", "annotations", "audit_log", "readings", "sessions", "devices"]
@@ -166,9 +162,24 @@ def test_a_device_writes_only_into_the_live_session_assigned_to_it(clinic, world
 def test_a_revoked_device_login_stops_working_at_once(clinic, world):
     _, _, registration, _, url = clinic
     admin, admin_store = world.clinician("admin")
+    live = psycopg.connect(url, autocommit=True)
     admin_store.revoke_device(registration.device.id)
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(url, connect_timeout=5).close()
+    with pytest.raises(psycopg.OperationalError):  # its open connection was ended too
+        live.execute("SELECT device_heartbeat()")
+    live.close()
+    # a device JWT (Supabase REST) of the revoked device is refused as well
+    with pytest.raises(PermissionDenied):
+        world.system.as_actor(Actor.for_device(registration.device.id)).heartbeat()
+    assert {d.id: d.revoked_at for d in admin_store.list_devices()}[registration.device.id] is not None
+
+
+def test_only_admins_revoke_devices(clinic):
+    store, _, registration, _, url = clinic
+    with pytest.raises(PermissionDenied):
+        store.revoke_device(registration.device.id)
+    psycopg.connect(url).close()  # still works
 
 
 def test_provision_prints_a_complete_env_file_the_agent_runs_with(world, database_url, tmp_path):
