@@ -32,11 +32,16 @@ def _database_url(settings: Settings) -> str:
     return EmbeddedPostgres(settings.data_dir).url()
 
 
+def _check_can_write_env(settings: Settings) -> None:
+    if settings.backend == "supabase" and not (settings.supabase_anon_key and settings.supabase_jwt_secret):
+        raise StoreError("set SUPABASE_ANON_KEY and SUPABASE_JWT_SECRET on the app server to give a Pi its own "
+                         "credentials (the service key never goes onto a Pi)")
+
+
 def agent_env(settings: Settings, registration: DeviceRegistration) -> str:
+    _check_can_write_env(settings)
     if settings.backend == "supabase":
-        if not (settings.supabase_anon_key and settings.supabase_jwt_secret and settings.supabase_url):
-            raise StoreError("set SUPABASE_ANON_KEY and SUPABASE_JWT_SECRET on the app server to give a Pi its own "
-                             "credentials (the service key never goes onto a Pi)")
+        assert settings.supabase_url and settings.supabase_anon_key and settings.supabase_jwt_secret
         return agent_env_text_supabase(registration, settings.supabase_url, settings.supabase_anon_key,
                                        settings.supabase_jwt_secret)
     return agent_env_text(registration, _database_url(settings))
@@ -46,6 +51,7 @@ def register_device(store: Store, settings: Settings, name: str, room: str) -> P
     """Register a device as the acting clinician and build its env file. InvalidInput for a blank name."""
     if not name.strip():
         raise InvalidInput("Give the device a name.")
+    _check_can_write_env(settings)  # before registering: a key nobody sees is a device nobody can use
     registration = store.register_device(name.strip(), room.strip())
     return ProvisionedDevice(registration, agent_env(settings, registration))
 

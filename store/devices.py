@@ -70,7 +70,8 @@ def device_jwt(device_id: object, jwt_secret: str, days: int = DEVICE_TOKEN_DAYS
     import jwt
 
     now = int(time.time())
-    claims = {"role": DEVICE_ROLE, "actor": "device", "sub": str(device_id), "iat": now, "exp": now + days * 86400}
+    claims = {"role": DEVICE_ROLE, "actor": "device", "sub": str(device_id), "aud": "authenticated", "iat": now,
+              "exp": now + days * 86400}
     return jwt.encode(claims, jwt_secret, algorithm="HS256")
 
 

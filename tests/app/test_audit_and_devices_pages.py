@@ -3,13 +3,19 @@ through the real app script on a real PostgreSQL."""
 
 from __future__ import annotations
 
+import uuid
+
 import bcrypt
+import jwt
 import psycopg
 import pytest
 
 from app import audit as audit_service
+from app import devices
+from settings import Settings
 from store.api import Actor
-from store.errors import PermissionDenied
+from store.errors import PermissionDenied, StoreError
+from store.models import Device, DeviceRegistration
 from tests.app.conftest import PASSWORD, log_in, open_page, page_text
 from tests.app.helpers import consenting_patient
 
@@ -69,3 +75,24 @@ def test_an_admin_revokes_a_device_on_the_devices_page(new_app, system_store, cl
     device = system_store.as_actor(Actor.for_device(registration.device.id))
     with pytest.raises(PermissionDenied):
         device.heartbeat()
+
+
+def test_on_supabase_without_the_anon_key_and_jwt_secret_nothing_is_registered():
+    class NoStore:
+        def register_device(self, name, room):  # pragma: no cover - must not be reached
+            raise AssertionError("registered although no env file could be written")
+
+    settings = Settings(supabase_url="https://x.supabase.co", supabase_key="service")
+    with pytest.raises(StoreError, match="SUPABASE_ANON_KEY and SUPABASE_JWT_SECRET"):
+        devices.register_device(NoStore(), settings, "pi", "Room")
+
+
+def test_the_supabase_env_file_holds_the_anon_key_and_a_device_token_only():
+    settings = Settings(supabase_url="https://x.supabase.co", supabase_key="the-service-key",
+                        supabase_anon_key="the-anon-key", supabase_jwt_secret="s" * 40)
+    registration = DeviceRegistration(Device(uuid.uuid4(), "pi", "Room"), "the-device-key")
+    text = devices.agent_env(settings, registration)
+    lines = dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert lines["SUPABASE_KEY"] == "the-anon-key" and "the-service-key" not in text
+    claims = jwt.decode(lines["PSYA_DEVICE_TOKEN"], "s" * 40, algorithms=["HS256"], audience="authenticated")
+    assert claims["role"] == "psya_device" and claims["sub"] == str(registration.device.id)
