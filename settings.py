@@ -21,7 +21,10 @@ class Settings:
     # Storage: DATABASE_URL wins, then SUPABASE_URL + SUPABASE_KEY, else the embedded PostgreSQL under data_dir.
     database_url: str | None = None
     supabase_url: str | None = None
-    supabase_key: str | None = None
+    supabase_key: str | None = None  # the service key on the app server; the anon key on a Pi (docs/security.md)
+    supabase_jwt_secret: str | None = None  # app server: signs each clinician's / device's JWT so RLS applies over REST
+    supabase_anon_key: str | None = None  # app server: written into a Pi's env file at registration (Supabase)
+    supabase_device_token: str | None = None  # a Pi on Supabase: its device JWT (PSYA_DEVICE_TOKEN), printed at registration
     data_dir: Path = PROJECT_ROOT / "var"
     # Vision
     model_path: Path | None = None  # None: the model shipped in fer/models/
@@ -55,6 +58,9 @@ class Settings:
             database_url=get("DATABASE_URL"),
             supabase_url=get("SUPABASE_URL"),
             supabase_key=get("SUPABASE_KEY"),
+            supabase_jwt_secret=get("SUPABASE_JWT_SECRET"),
+            supabase_anon_key=get("SUPABASE_ANON_KEY"),
+            supabase_device_token=get("PSYA_DEVICE_TOKEN"),
             data_dir=Path(get("PSYA_DATA_DIR") or cls.data_dir),
             model_path=Path(p) if (p := get("FER_MODEL_PATH")) else None,
             cookie_key=get("COOKIE_KEY"),

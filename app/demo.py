@@ -99,7 +99,6 @@ def load_demo(system: Store, password: str, sessions_per_patient: int = 5, sessi
     clinician = auth.create_clinician(system, DEMO_USERNAME, "Dr Demo", password, password, "admin")
     store = system.as_actor(Actor.for_clinician(clinician))
     registration = store.register_device("pi-demo-room", "Demo room")
-    device_store = system.as_actor(Actor.for_device(registration.device.id))
     created_sessions = 0
     readings = 0
     for p_index, demo in enumerate(DEMO_PATIENTS):
@@ -107,17 +106,20 @@ def load_demo(system: Store, password: str, sessions_per_patient: int = 5, sessi
         store.record_consent(patient.id, True, demo.patient.in_treatment_since or date.today(), "Facial expression analysis during therapy sessions (demo).")
         store.add_record_entry(patient.id, demo.patient.in_treatment_since or date.today(), "diagnosis", f"{demo.patient.diagnosis}. {demo.diagnosis_note}")
         for s_index in range(sessions_per_patient):
-            # Sessions are live while their readings are written (as the device would), then ended. Their readings are
-            # stamped in the past, one week apart, so the progress chart spans a course of treatment.
-            session = store.start_session(patient.id, "in_person", device_id=registration.device.id)
-            started = now - timedelta(weeks=sessions_per_patient - s_index, hours=p_index)
-            batch = synthetic_readings(session.id, started, session_seconds, mood(s_index, sessions_per_patient, demo.start_mood, demo.end_mood), seed=1000 * p_index + s_index)
+            # The database accepts no reading from before a session's start or from the future, and sessions start
+            # now (docs/security.md, "Bounded reading times"). So a demo session is a recorded video laid out from
+            # its real start (a video's timeline may run ahead of the clock), then ended. The record entries carry
+            # dates one week apart, so the course of treatment reads as one.
+            session = store.start_session(patient.id, "recorded_video")
+            started = session.started_at or now
+            noted = now - timedelta(weeks=sessions_per_patient - s_index, hours=p_index)
+            batch = synthetic_readings(session.id, started, session_seconds, mood(s_index, sessions_per_patient, demo.start_mood, demo.end_mood), seed=1000 * p_index + s_index, source="video")
             for first in range(0, len(batch), 1000):
-                readings += device_store.insert_readings(batch[first : first + 1000])
+                readings += store.insert_readings(batch[first : first + 1000])
             for n, text in enumerate(NOTES[: 2 + s_index % 3]):
                 store.add_annotation(session.id, started + timedelta(seconds=(n + 1) * session_seconds / 5), text)
             store.end_session(session.id)
-            store.add_record_entry(patient.id, (started).date(), "session_note", f"Session {s_index + 1}: {NOTES[s_index % len(NOTES)]}.")
+            store.add_record_entry(patient.id, noted.date(), "session_note", f"Session {s_index + 1}: {NOTES[s_index % len(NOTES)]}.")
             created_sessions += 1
     return {"clinician": clinician.username, "patients": len(DEMO_PATIENTS), "sessions": created_sessions, "readings": readings, "device": registration.device.name}
 

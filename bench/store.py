@@ -12,7 +12,7 @@ import shutil
 import statistics
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 from bench.table import Section
 
@@ -34,7 +34,8 @@ def _readings(session_id, count: int, start: datetime):
     from store.models import Reading
 
     probabilities = (0.05, 0.01, 0.04, 0.6, 0.1, 0.1, 0.1)
-    return [Reading(session_id=session_id, captured_at=start + timedelta(seconds=i), probabilities=probabilities,
+    # 50 ms apart from the session's start: the database refuses readings from the future (bounded reading times)
+    return [Reading(session_id=session_id, captured_at=start + timedelta(milliseconds=50 * i), probabilities=probabilities,
                     source="pi", box=(100, 80, 160, 160)) for i in range(count)]
 
 
@@ -64,12 +65,11 @@ def run() -> Section:
             session = store.start_session(patient.id, "in_person", registration.device.id)
             return session, system.as_actor(Actor.for_device(registration.device.id))
 
-        start = datetime(2026, 1, 1, 9, tzinfo=timezone.utc)
         for batch_size in (SESSION_READINGS, 100, 10):
             rates, times = [], []
             for _ in range(3 if batch_size == SESSION_READINGS else 1):
                 session, device = new_session()
-                rows = _readings(session.id, SESSION_READINGS, start)
+                rows = _readings(session.id, SESSION_READINGS, session.started_at)
                 t0 = time.perf_counter()
                 for i in range(0, len(rows), batch_size):
                     device.insert_readings(rows[i:i + batch_size])
@@ -77,12 +77,12 @@ def run() -> Section:
                 rates.append(len(rows) / elapsed)
                 times.append(elapsed * 1000 / (len(rows) / batch_size))
             rate = statistics.median(rates)
-            section.add(f"insert_readings, batches of {batch_size} (device, RLS)", SESSION_READINGS,
+            section.add(f"insert_readings, batches of {batch_size} (device function)", SESSION_READINGS,
                         statistics.median(times), round(rate), f">= {INSERT_GOAL_PER_S}/s " +
                         ("ok" if rate >= INSERT_GOAL_PER_S else "below"))
 
         session, device = new_session()
-        rows = _readings(session.id, SESSION_READINGS, start)
+        rows = _readings(session.id, SESSION_READINGS, session.started_at)
         device.insert_readings(rows)
         retry_ms = _median_ms(lambda: device.insert_readings(rows), repeats=3)
         section.add("insert_readings, same 3600 again (all duplicates)", SESSION_READINGS, retry_ms,

@@ -1,9 +1,10 @@
-"""Pi agents: register one (its key is shown once), see last heartbeats and which session each is recording."""
+"""Pi agents: register one (its env file is shown once), see last heartbeats and which session each is recording;
+administrators revoke a lost or stolen one."""
 
 import pandas as pd
 import streamlit as st
 
-from app import context, sessions, ui
+from app import context, devices as device_service, sessions, ui
 from store.errors import InvalidInput, StoreError
 
 ctx = context.require_clinician()
@@ -17,16 +18,15 @@ with st.expander("Register a Pi device", icon=":material/add:", expanded=False):
         register = st.form_submit_button("Register", type="primary")
     if register:
         try:
-            if not name.strip():
-                raise InvalidInput("Give the device a name.")
-            registration = ctx.store.register_device(name.strip(), room.strip())
+            provisioned = device_service.register_device(ctx.store, ctx.settings, name, room)
         except (InvalidInput, StoreError) as error:
             st.error(str(error))
         else:
-            st.success(f"Registered {registration.device.name}. Copy the key now: it is shown only once (only its hash is stored).")
-            st.code(f"PSYA_DEVICE_ID={registration.device.id}\nPSYA_DEVICE_KEY={registration.key}", language="bash")
-            st.caption("Put both lines in the Pi's /etc/psychopathology-assistant/agent.env, together with the database settings; "
-                       "the agent starts at boot and records whenever a session is live for this device.")
+            st.success(f"Registered {provisioned.registration.device.name}. Copy its env file now: it is shown only once "
+                       "(only a hash of the key is stored).")
+            st.code(provisioned.env_text, language="bash")
+            st.caption("Save it on the Pi as /etc/psychopathology-assistant/agent.env (mode 0600). These credentials can "
+                       "only send heartbeats and readings for this device's live session; they read nothing.")
 
 devices = ctx.store.list_devices()
 if not devices:
@@ -40,7 +40,7 @@ st.dataframe(
             {
                 "Name": d.name,
                 "Room": d.room,
-                "Status": "online" if sessions.device_online(d) else "offline",
+                "Status": device_service.device_status(d, sessions.device_online(d)),
                 "Last heartbeat": ui.format_time(d.last_heartbeat),
                 "Recording": names.get(assigned[d.id].patient_id, "a session") if d.id in assigned else "—",
                 "Device id": str(d.id),
@@ -53,3 +53,16 @@ st.dataframe(
 )
 for device_id, session in assigned.items():
     st.page_link("pages/live.py", label=f"Live: {names.get(session.patient_id, 'session')}", query_params={"session": str(session.id)})
+
+active = [d for d in devices if d.revoked_at is None]
+if ctx.is_admin and active:
+    with st.expander("Revoke a lost or stolen device", icon=":material/block:"):
+        labels = {f"{d.name} ({d.room})" if d.room else d.name: d.id for d in active}
+        chosen = st.selectbox("Device", list(labels), key="revoke_device")
+        if st.button("Revoke", key="revoke_device_button"):
+            try:
+                device_service.revoke_device(ctx.store, labels[chosen])
+            except StoreError as error:
+                st.error(str(error))
+            else:
+                st.success(f"Revoked {chosen}: its credentials no longer work. Register a new device for that Pi.")

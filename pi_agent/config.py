@@ -4,10 +4,17 @@ The env file (default `/etc/psychopathology-assistant/agent.env`, `KEY=VALUE` li
 the Pi; cron and systemd start the agent with nothing else. Environment variables win over the file and flags win over
 both. Database settings (`DATABASE_URL`, `SUPABASE_URL`, `SUPABASE_KEY`, `PSYA_DATA_DIR`, `FER_MODEL_PATH`) come from the same
 merged mapping through the project's one `Settings.load()`.
+
+Credentials (docs/security.md, "Stolen Raspberry Pi"): a Pi holds only what `python -m store.devices provision` (or the
+Devices page) printed for it: its own database login in DATABASE_URL, or for Supabase the anon key plus its device JWT
+(`PSYA_DEVICE_TOKEN`). A service key is refused; a DATABASE_URL that is not a device login gets a warning.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import logging
 import os
 import shlex
 import uuid
@@ -17,7 +24,10 @@ from pathlib import Path
 
 from settings import Settings
 
+log = logging.getLogger("pi_agent.config")
+
 DEFAULT_ENV_FILE = Path("/etc/psychopathology-assistant/agent.env")
+DEVICE_LOGIN_PREFIX = "psya_dev_"  # the database logins store.devices creates
 DETECTORS: tuple[str, ...] = ("default", "blazeface", "haar")  # "default": fer's own default (BlazeFace)
 
 
@@ -77,6 +87,27 @@ class AgentConfig:
             )
         if self.fps < 0:
             raise ConfigError(f"--fps must be >= 0, got {self.fps}")
+        self.validate_credentials()
+
+    def validate_credentials(self) -> None:
+        """Refuse credentials a Pi must never hold; warn about a database login that is more than a device's."""
+        settings = self.settings
+        if settings.backend == "supabase":
+            if _jwt_role(settings.supabase_key) == "service_role" or (settings.supabase_key or "").startswith("sb_secret_"):
+                raise ConfigError(
+                    "SUPABASE_KEY is the project's service key, which bypasses every access rule: never put it on a Pi. "
+                    "Use the anon key and the PSYA_DEVICE_TOKEN printed when the device was registered")
+            if not settings.supabase_device_token:
+                raise ConfigError("PSYA_DEVICE_TOKEN is required with SUPABASE_URL (the device JWT printed when the "
+                                  "device was registered on the Devices page)")
+            if _jwt_role(settings.supabase_device_token) != "psya_device":
+                raise ConfigError("PSYA_DEVICE_TOKEN is not a device token (its role must be psya_device)")
+        elif settings.backend == "postgres":
+            user = _database_user(settings.database_url or "")
+            if not user.startswith(DEVICE_LOGIN_PREFIX):
+                log.warning("DATABASE_URL logs in as %r, not as this device's own login (%s...): whoever holds this Pi "
+                            "holds that login. Register the device with `python -m store.devices provision` and use the "
+                            "env file it prints.", user, DEVICE_LOGIN_PREFIX)
 
     @classmethod
     def load(cls, env_file: Path | None = None, environ: Mapping[str, str] | None = None) -> "AgentConfig":
@@ -135,6 +166,24 @@ def read_env_file(path: Path) -> dict[str, str]:
             value = parts[0] if parts else ""
         values[key.strip()] = value
     return values
+
+
+def _jwt_role(token: str | None) -> str | None:
+    """The `role` claim of a JWT, read without verifying it (only to recognise what kind of key this is)."""
+    try:
+        payload = (token or "").split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("role")
+    except (IndexError, ValueError, AttributeError):
+        return None
+
+
+def _database_user(url: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return str(conninfo_to_dict(url).get("user") or "")
+    except Exception:  # a malformed URL is reported by the store when it connects
+        return ""
 
 
 def _uuid(value: str | None, name: str) -> uuid.UUID | None:

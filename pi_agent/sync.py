@@ -55,6 +55,10 @@ class Backoff:
 class DeviceLink:
     """Opens the store lazily (the database may be down when the Pi boots) and authenticates the device once.
 
+    It needs nothing but the device's own credentials (docs/security.md): `authenticate_device`, `heartbeat`,
+    `live_session_for_device` and `insert_readings` all go through the device functions, which are all such a login may
+    call. A revoked device's login no longer exists, which looks like an outage here: the agent keeps spooling.
+
     The store's connection pool reconnects by itself after an outage, so a failed request keeps the store; only a store
     that could not be opened at all, or a device not yet authenticated, is retried from scratch."""
 

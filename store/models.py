@@ -83,6 +83,7 @@ class Device:
     room: str
     last_heartbeat: datetime | None = None
     created_at: datetime | None = None
+    revoked_at: datetime | None = None  # a revoked device's credentials no longer work (Store.revoke_device)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class DeviceRegistration:
 
     device: Device
     key: str
+    login: str | None = None  # the device's own database login (psya_dev_...), whose password is `key`
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,11 @@ class Annotation:
 class AuditEvent:
     id: int
     actor: str  # "clinician:<uuid>", "device:<uuid>", "remote:<session uuid>" or "system"
-    action: str  # e.g. "view", "create", "update", "archive", "login", "login_failed", "export"
+    action: str  # e.g. "view", "view_denied", "create", "update", "archive", "login", "login_failed", "export"
     entity: str  # e.g. "patient", "session", "record_entry"
     entity_id: str
     at: datetime
+    # the hash chain (20261202010300_audit_chain.sql; checked by store.audit.verify_chain)
+    chain_pos: int | None = None
+    prev_hash: str | None = None
+    row_hash: str | None = None

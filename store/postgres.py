@@ -2,9 +2,12 @@
 
 Defence in depth: every request is one transaction that first switches to the actor's database role and JWT claims exactly
 as PostgREST does (`set_config('role', ...)`, `set_config('request.jwt.claims', ...)`, both transaction-local), so the
-row-level security policies in supabase/migrations guard the data even if app code asks for the wrong rows. The connecting
-user only needs to be a member of anon/authenticated/service_role (Supabase's `postgres` is; the bootstrap SQL arranges it
-on a vanilla server).
+row-level security policies in supabase/migrations guard the data even if app code asks for the wrong rows. The app's
+connecting user only needs to be a member of anon/authenticated/service_role/psya_device (Supabase's `postgres` is; the
+bootstrap SQL and the device role migration arrange it on a vanilla server).
+
+A Pi agent connects with its device's own login instead (`python -m store.devices provision`): that login is a member of
+`psya_device` only, so the same code acting as the device works, and everything else is refused by the database.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from store.common import (
     require_device,
     require_system,
     role_and_claims,
-    secret_matches,
+    scram_verifier,
 )
 from store.errors import InvalidInput, NotFound, PermissionDenied, StoreError, StoreUnavailable
 from store.models import (
@@ -60,13 +63,14 @@ CLINICIAN_COLUMNS = "id, username, display_name, role, failed_logins, locked_unt
 PATIENT_COLUMNS = ("id, clinician_id, full_name, date_of_birth, diagnosis, in_treatment_since, contact, notes, "
                    "consent_facial_analysis, consent_date, consent_scope, archived, created_at")
 RECORD_COLUMNS = "id, patient_id, entry_date, kind, text, author_id, created_at"
-DEVICE_COLUMNS = "id, name, room, last_heartbeat, created_at"
+DEVICE_COLUMNS = "id, name, room, last_heartbeat, created_at, revoked_at"
 SESSION_COLUMNS = ("id, patient_id, clinician_id, mode, status, device_id, started_at, ended_at, join_expires_at, "
                    "created_at")
 ANNOTATION_COLUMNS = "id, session_id, at, text, author_id"
 READING_COLUMNS = ("id, seq, session_id, captured_at, angry, disgust, fear, happy, sad, surprise, neutral, "
                    "box_x, box_y, box_w, box_h, faces, source")
 
+AUDIT_COLUMNS = "id, actor, action, entity, entity_id, at, chain_pos, prev_hash, row_hash"
 POOL_WAIT_S = 5.0  # how long a request waits for a connection before StoreUnavailable
 CONNECT_TIMEOUT_S = 3
 
@@ -157,8 +161,12 @@ class PostgresStore(Store):
         )
 
     def ping(self) -> None:
-        with self._tx() as conn:
-            conn.execute("SELECT 1")
+        # no role switch: works for every login, a device's own included
+        try:
+            with self._pool.connection() as conn:
+                conn.execute("SELECT 1")
+        except (psycopg.Error, PoolTimeout) as error:
+            raise map_database_error(error) from error
 
     # --- clinicians -------------------------------------------------------------------------------------------------
     def _clinician_select(self) -> str:
@@ -262,9 +270,11 @@ class PostgresStore(Store):
         check.a_uuid("patient_id", patient_id)
         with self._tx() as conn:
             row = conn.execute(f"SELECT {PATIENT_COLUMNS} FROM patients WHERE id = %s", (patient_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"patient {patient_id}")
-            self._audit(conn, "view", "patient", patient_id)
+            # a refused view is audited too (committed with this transaction, so it is not raised inside it)
+            if row is not None or self.actor.kind == "clinician":
+                self._audit(conn, "view" if row is not None else "view_denied", "patient", patient_id)
+        if row is None:
+            raise NotFound(f"patient {patient_id}")
         return Patient(**row)
 
     def list_patients(self, search: str = "", include_archived: bool = False) -> list[Patient]:
@@ -313,7 +323,8 @@ class PostgresStore(Store):
 
     # --- devices ----------------------------------------------------------------------------------------------------
     def register_device(self, name: str, room: str) -> DeviceRegistration:
-        require_clinician(self.actor, "register devices")
+        if self.actor.kind != "system":
+            require_clinician(self.actor, "register devices")
         check.text("device_name", name)
         check.text("room", room)
         key = new_secret()
@@ -323,8 +334,18 @@ class PostgresStore(Store):
                 f"RETURNING {DEVICE_COLUMNS}",
                 (name, room, hash_secret(key), self.actor.id),
             ).fetchone()
+            # the device's own database login, password = key (sent as a SCRAM verifier, never in plain text)
+            login = conn.execute("SELECT app.create_device_login(%s, %s) AS login",
+                                 (row["id"], scram_verifier(key))).fetchone()["login"]
             self._audit(conn, "create", "device", row["id"])
-        return DeviceRegistration(Device(**row), key)
+        return DeviceRegistration(Device(**row), key, login)
+
+    def revoke_device(self, device_id: uuid.UUID) -> None:
+        device_id = check.a_uuid("device_id", device_id)
+        with self._tx() as conn:
+            conn.execute("SELECT public.revoke_device(%s)", (device_id,))
+            if self.actor.kind == "clinician":
+                self._audit(conn, "revoke", "device", device_id)
 
     def list_devices(self) -> list[Device]:
         with self._tx() as conn:
@@ -332,30 +353,27 @@ class PostgresStore(Store):
         return [Device(**row) for row in rows]
 
     def authenticate_device(self, device_id: uuid.UUID, key: str) -> Device:
-        require_system(self.actor, "authenticate devices")
+        if self.actor.kind != "system":
+            require_device(self.actor, "authenticate itself")
         device_id = check.a_uuid("device_id", device_id)
+        if self.actor.kind == "device" and self.actor.id != device_id:
+            raise PermissionDenied("wrong device id or key")
         if not isinstance(key, str) or not key or len(key) > 200:
             raise PermissionDenied("wrong device id or key")
-        with self._tx() as conn:
-            row = conn.execute(f"SELECT {DEVICE_COLUMNS}, key_hash FROM devices WHERE id = %s", (device_id,)).fetchone()
-        if row is None or not secret_matches(key, row.pop("key_hash")):
-            raise PermissionDenied("wrong device id or key")
+        # always as the device: this works over the app's connection and over the device's own login alike
+        with self._tx(Actor.for_device(device_id)) as conn:
+            row = conn.execute("SELECT * FROM public.device_authenticate(%s, %s)", (device_id, key)).fetchone()
         return Device(**row)
 
     def heartbeat(self) -> None:
         require_device(self.actor, "send heartbeats")
         with self._tx() as conn:
-            if conn.execute("UPDATE devices SET last_heartbeat = now() WHERE id = %s", (self.actor.id,)).rowcount != 1:
-                raise NotFound(f"device {self.actor.id}")
+            conn.execute("SELECT public.device_heartbeat()")
 
     def live_session_for_device(self) -> Session | None:
         require_device(self.actor, "ask for its live session")
         with self._tx() as conn:
-            row = conn.execute(
-                f"SELECT {SESSION_COLUMNS} FROM sessions WHERE device_id = %s AND status = 'live' "
-                "ORDER BY started_at DESC LIMIT 1",
-                (self.actor.id,),
-            ).fetchone()
+            row = conn.execute("SELECT * FROM public.device_live_session()").fetchone()
         return Session(**row) if row else None
 
     # --- sessions ---------------------------------------------------------------------------------------------------
@@ -406,8 +424,8 @@ class PostgresStore(Store):
     def start_remote_session(self, patient_id: uuid.UUID, ttl: timedelta = timedelta(hours=2)) -> RemoteJoin:
         require_clinician(self.actor, "start sessions")
         check.a_uuid("patient_id", patient_id)
-        if not isinstance(ttl, timedelta) or ttl <= timedelta(0) or ttl > timedelta(days=7):
-            raise InvalidInput("ttl must be a positive timedelta of at most 7 days")
+        if not isinstance(ttl, timedelta) or ttl <= timedelta(0) or ttl > check.JOIN_LINK_MAX_LIFETIME:
+            raise InvalidInput("ttl must be a positive timedelta of at most 7 days (the database refuses longer links)")
         token = new_secret()
         with self._tx() as conn:
             self._check_patient_can_start(conn, patient_id)
@@ -433,6 +451,8 @@ class PostgresStore(Store):
         check.a_uuid("session_id", session_id)
         with self._tx() as conn:
             row = conn.execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = %s", (session_id,)).fetchone()
+            if row is None and self.actor.kind == "clinician":
+                self._audit(conn, "view_denied", "session", session_id)
         if row is None:
             raise NotFound(f"session {session_id}")
         return Session(**row)
@@ -467,8 +487,10 @@ class PostgresStore(Store):
         # locks of the readings_assign_seq trigger in the same order and cannot deadlock
         batch.sort(key=lambda r: str(r.session_id))
         payload = json.dumps([check.reading_row(r) for r in batch])
+        # devices have their own function (only their sessions, source pi); clinicians go through RLS
+        function = "public.device_insert_readings" if self.actor.kind == "device" else "public.insert_readings"
         with self._tx() as conn:
-            return conn.execute("SELECT public.insert_readings(%s::jsonb) AS n", (payload,)).fetchone()["n"]
+            return conn.execute(f"SELECT {function}(%s::jsonb) AS n", (payload,)).fetchone()["n"]
 
     def insert_remote_readings(self, token: str, readings: Sequence[Reading]) -> int:
         _check_token(token)
@@ -544,7 +566,20 @@ class PostgresStore(Store):
             raise InvalidInput(f"limit must be an integer in [1, 100000], got {limit!r}")
         with self._tx() as conn:
             rows = conn.execute(
-                "SELECT id, actor, action, entity, entity_id, at FROM audit_log ORDER BY id DESC LIMIT %s", (limit,)
+                f"SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY chain_pos DESC LIMIT %s", (limit,)
+            ).fetchall()
+        return [AuditEvent(**row) for row in rows]
+
+    def audit_chain(self, after: int = 0, limit: int = 10_000) -> list[AuditEvent]:
+        if not (self.actor.kind == "system" or (self.actor.kind == "clinician" and self.actor.role == "admin")):
+            raise PermissionDenied("only admins read the audit log")
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise InvalidInput(f"after must be a non-negative integer, got {after!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
+            raise InvalidInput(f"limit must be an integer in [1, 100000], got {limit!r}")
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"SELECT {AUDIT_COLUMNS} FROM audit_log WHERE chain_pos > %s ORDER BY chain_pos LIMIT %s", (after, limit)
             ).fetchall()
         return [AuditEvent(**row) for row in rows]
 

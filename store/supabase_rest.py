@@ -1,17 +1,26 @@
-"""Store over Supabase's REST API (PostgREST) through supabase-py: table operations plus `rpc()` for the SQL functions.
+"""Store over Supabase's REST API (PostgREST): table operations plus `rpc` for the SQL functions.
 
-Key: use the project's service_role key on the server (Streamlit app, Pi agents' sync service), never in a browser. The
-service role bypasses row-level security, so this backend applies the acting clinician's or device's scope itself, with the
-same rules as the policies in supabase/migrations (owner filters on patients and sessions, parent checks for records,
-readings and annotations). RLS still guards every other way in (the anon key, the patient's join token functions).
+Every request runs under the acting user's own JWT, so the database's row-level security, grants and triggers decide
+what it may do, exactly as over a direct connection (docs/security.md, "Supabase REST"):
+  * a clinician: a short-lived JWT {"role": "authenticated", "actor": "clinician", "sub", "app_role"} signed here with
+    the project's JWT secret (SUPABASE_JWT_SECRET; the app server only);
+  * a device: its device JWT {"role": "psya_device", "sub"} (PSYA_DEVICE_TOKEN in a Pi's env file, printed at
+    registration), or one signed here on the server; a Pi holds only the anon key and that token, never the service key;
+  * the patient's browser (remote): an anon JWT (or the anon key);
+  * the system actor (bootstrap, login bookkeeping): the key itself, i.e. the service key on the app server.
+The `apikey` header always carries the configured key (Supabase's gateway wants one); the `Authorization` header
+carries the actor's token, and it is what PostgREST switches roles by. No Python filter re-applies ownership: the
+database does.
 
-Differences from the direct-Postgres backend, both inherent to HTTP: each call is its own transaction (an audit row is a
-separate request after the change it records), and timestamps the store sets (heartbeat, session start/end, join expiry)
-come from this machine's clock instead of the database's.
+Differences from the direct-Postgres backend, inherent to HTTP: each call is its own transaction (an audit row is a
+separate request after the change it records), session start and join expiry come from this machine's clock (the database
+refuses them beyond its clock-skew bound), and a device has no database login of its own (its JWT is its credential).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
@@ -35,14 +44,12 @@ from store.common import (
     require_device,
     require_system,
     role_and_claims,
-    secret_matches,
 )
 from store.errors import (
     InvalidInput,
     InvalidToken,
     NotFound,
     PermissionDenied,
-    SessionNotLive,
     StoreError,
     StoreUnavailable,
 )
@@ -69,17 +76,19 @@ CLINICIAN_COLUMNS = "id,username,display_name,role,failed_logins,locked_until,cr
 PATIENT_COLUMNS = ("id,clinician_id,full_name,date_of_birth,diagnosis,in_treatment_since,contact,notes,"
                    "consent_facial_analysis,consent_date,consent_scope,archived,created_at")
 RECORD_COLUMNS = "id,patient_id,entry_date,kind,text,author_id,created_at"
-DEVICE_COLUMNS = "id,name,room,last_heartbeat,created_at"
+DEVICE_COLUMNS = "id,name,room,last_heartbeat,created_at,revoked_at"
 SESSION_COLUMNS = "id,patient_id,clinician_id,mode,status,device_id,started_at,ended_at,join_expires_at,created_at"
 ANNOTATION_COLUMNS = "id,session_id,at,text,author_id"
 
 UUID_FIELDS = {"id", "clinician_id", "patient_id", "author_id", "device_id", "session_id"}
 DATE_FIELDS = {"date_of_birth", "in_treatment_since", "consent_date", "entry_date"}
-DATETIME_FIELDS = {"locked_until", "created_at", "last_heartbeat", "started_at", "ended_at", "join_expires_at", "at",
+AUDIT_COLUMNS = "id,actor,action,entity,entity_id,at,chain_pos,prev_hash,row_hash"
+DATETIME_FIELDS = {"revoked_at", "locked_until", "created_at", "last_heartbeat", "started_at", "ended_at", "join_expires_at", "at",
                    "captured_at", "first_at", "last_at"}
 UNAVAILABLE_CODES = {"PGRST000", "PGRST001", "PGRST002", "PGRST003"}  # PostgREST: cannot reach / use the database
 REQUEST_TIMEOUT_S = 15
-STORED_ID_CHUNK = 100  # reading ids per `id=in.(...)` filter: keeps the query string well under proxies' URL limits
+TOKEN_LIFETIME_S = 3600  # JWTs minted here for clinicians and devices; re-minted 5 minutes before they run out
+MAX_CLIENTS = 256  # PostgREST clients kept, one per bearer token
 
 
 def map_api_error(error: APIError) -> StoreError:
@@ -131,32 +140,97 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class StoreConfigError(StoreError):
+    """The REST backend lacks what this actor's requests need (e.g. SUPABASE_JWT_SECRET for clinicians)."""
+
+
+class _Tokens:
+    """Bearer tokens per actor and one PostgREST client per token, shared by every view of one store."""
+
+    def __init__(self, url: str, key: str, jwt_secret: str | None, device_token: str | None,
+                 anon_key: str | None) -> None:
+        self.url, self.key, self.jwt_secret = url.rstrip("/"), key, jwt_secret
+        self.device_token, self.anon_key = device_token, anon_key
+        self._minted: dict[tuple, tuple[str, float]] = {}
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _mint(self, claims: dict[str, str]) -> str:
+        import jwt
+
+        if not self.jwt_secret:
+            raise StoreConfigError(
+                f"acting as {claims.get('actor') or claims['role']} over Supabase REST needs SUPABASE_JWT_SECRET (the "
+                "project's JWT secret) on the app server, so requests run under that user's own JWT")
+        cache_key = tuple(sorted(claims.items()))
+        now = time.time()
+        with self._lock:
+            token, expires = self._minted.get(cache_key, ("", 0.0))
+            if expires - now > 300:
+                return token
+            token = jwt.encode({**claims, "aud": "authenticated", "iat": int(now), "exp": int(now) + TOKEN_LIFETIME_S},
+                               self.jwt_secret, algorithm="HS256")
+            self._minted[cache_key] = (token, now + TOKEN_LIFETIME_S)
+            return token
+
+    def token_for(self, actor: Actor) -> str:
+        role, claims = role_and_claims(actor)
+        if actor.kind == "system":
+            return self.key
+        if actor.kind == "device" and self.device_token:
+            return self.device_token  # a Pi: its own token, printed at registration
+        if actor.kind == "remote" and not self.jwt_secret:
+            return self.anon_key or self.key
+        return self._mint(claims)
+
+    def client(self, token: str) -> Any:
+        from postgrest import SyncPostgrestClient
+
+        with self._lock:
+            client = self._clients.get(token)
+            if client is None:
+                if len(self._clients) >= MAX_CLIENTS:
+                    self._clients.pop(next(iter(self._clients))).session.close()
+                client = SyncPostgrestClient(
+                    f"{self.url}/rest/v1",
+                    headers={"apikey": self.key, "Authorization": f"Bearer {token}", "Accept": "application/json",
+                             "Content-Type": "application/json"},
+                    timeout=REQUEST_TIMEOUT_S,
+                    # our callers retry (spool, batch writer); hidden sleeps inside a Streamlit rerun help nobody
+                    retry_enabled=False,
+                )
+                self._clients[token] = client
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.session.close()
+            self._clients.clear()
+
+
 class SupabaseRestStore(Store):
-    def __init__(self, client: Any, actor: Actor | None = None) -> None:
-        self._client = client
+    def __init__(self, tokens: _Tokens, actor: Actor | None = None) -> None:
+        self._tokens = tokens
         self.actor = actor or Actor.system()
 
     @classmethod
-    def connect(cls, supabase_url: str, supabase_key: str) -> "SupabaseRestStore":
-        from supabase import ClientOptions, create_client
-
-        options = ClientOptions(
-            postgrest_client_timeout=REQUEST_TIMEOUT_S,
-            # our callers retry (spool, batch writer); hidden sleeps of up to 7 s inside a Streamlit rerun help nobody
-            postgrest_client_retry=False,
-            auto_refresh_token=False,
-            persist_session=False,
-        )
-        return cls(create_client(supabase_url, supabase_key, options=options))
+    def connect(cls, supabase_url: str, supabase_key: str, jwt_secret: str | None = None,
+                device_token: str | None = None, anon_key: str | None = None) -> "SupabaseRestStore":
+        """`supabase_key`: the service key on the app server, the anon key on a Pi (with `device_token`)."""
+        return cls(_Tokens(supabase_url, supabase_key, jwt_secret, device_token, anon_key))
 
     def as_actor(self, actor: Actor) -> "SupabaseRestStore":
         role_and_claims(actor)  # validate early
-        return SupabaseRestStore(self._client, actor)
+        return SupabaseRestStore(self._tokens, actor)
 
     def close(self) -> None:
-        pass  # supabase-py's HTTP client needs no explicit close
+        self._tokens.close()
 
     # --- plumbing ---------------------------------------------------------------------------------------------------
+    def _client(self, actor: Actor | None = None) -> Any:
+        return self._tokens.client(self._tokens.token_for(actor or self.actor))
+
     def _execute(self, builder: Any) -> Any:
         try:
             return builder.execute().data
@@ -165,19 +239,11 @@ class SupabaseRestStore(Store):
         except httpx.HTTPError as error:
             raise StoreUnavailable(f"cannot reach Supabase: {error!r}") from error
 
-    def _table(self, name: str) -> Any:
-        return self._client.table(name)
+    def _table(self, name: str, actor: Actor | None = None) -> Any:
+        return self._client(actor).from_(name)
 
-    def _rpc(self, function: str, params: dict[str, Any]) -> Any:
-        try:
-            return self._client.rpc(function, params).execute().data
-        except APIError as error:
-            raise map_api_error(error) from error
-        except httpx.HTTPError as error:
-            raise StoreUnavailable(f"cannot reach Supabase: {error!r}") from error
-
-    def _is_admin(self) -> bool:
-        return self.actor.kind == "system" or (self.actor.kind == "clinician" and self.actor.role == "admin")
+    def _rpc(self, function: str, params: dict[str, Any], actor: Actor | None = None) -> Any:
+        return self._execute(self._client(actor).rpc(function, params))
 
     def _audit_row(self, action: str, entity: str, entity_id: object) -> None:
         self._execute(self._table("audit_log").insert(
@@ -185,33 +251,14 @@ class SupabaseRestStore(Store):
             returning="minimal",
         ))
 
-    def _scope_patients(self, query: Any) -> Any:
-        """The patients_select policy, applied in the request (the service key bypasses RLS)."""
-        if self._is_admin():
-            return query
-        if self.actor.kind == "clinician":
-            return query.eq("clinician_id", str(self.actor.id))
-        return query.eq("id", str(uuid.UUID(int=0)))  # devices and remote patients see no patients
-
-    def _scope_sessions(self, query: Any) -> Any:
-        """The sessions_select policy."""
-        if self._is_admin():
-            return query
-        if self.actor.kind == "clinician":
-            return query.eq("clinician_id", str(self.actor.id))
-        if self.actor.kind == "device":
-            return query.eq("device_id", str(self.actor.id))
-        return query.eq("id", str(uuid.UUID(int=0)))
-
     def _visible_patient(self, patient_id: uuid.UUID, columns: str = PATIENT_COLUMNS) -> dict[str, Any]:
-        rows = self._execute(self._scope_patients(self._table("patients").select(columns).eq("id", str(patient_id))))
+        rows = self._execute(self._table("patients").select(columns).eq("id", str(patient_id)))
         if not rows:
             raise NotFound(f"patient {patient_id}")
         return rows[0]
 
     def _visible_session(self, session_id: uuid.UUID) -> dict[str, Any]:
-        rows = self._execute(self._scope_sessions(
-            self._table("sessions").select(SESSION_COLUMNS).eq("id", str(session_id))))
+        rows = self._execute(self._table("sessions").select(SESSION_COLUMNS).eq("id", str(session_id)))
         if not rows:
             raise NotFound(f"session {session_id}")
         return rows[0]
@@ -222,15 +269,13 @@ class SupabaseRestStore(Store):
     # --- clinicians -------------------------------------------------------------------------------------------------
     def _clinician(self, row: dict[str, Any]) -> Clinician:
         values = _parse(row)
+        values.setdefault("password_hash", "")
         if self.actor.kind != "system":
             values["password_hash"] = ""
         return Clinician(**values)
 
     def count_clinicians(self) -> int:
-        query = self._table("clinicians").select("id")
-        if not self._is_admin():
-            query = query.eq("id", str(self.actor.id if self.actor.kind == "clinician" else uuid.UUID(int=0)))
-        return len(self._execute(query))
+        return len(self._execute(self._table("clinicians").select("id")))
 
     def create_clinician(self, username: str, display_name: str, password_hash: str, role: Role) -> Clinician:
         require_system(self.actor, "create clinician accounts")
@@ -244,10 +289,9 @@ class SupabaseRestStore(Store):
         return self._clinician(rows[0])
 
     def _clinician_query(self) -> Any:
-        query = self._table("clinicians").select(f"{CLINICIAN_COLUMNS},password_hash")
-        if not self._is_admin():
-            query = query.eq("id", str(self.actor.id if self.actor.kind == "clinician" else uuid.UUID(int=0)))
-        return query
+        # only the service role may read password hashes (column privileges refuse them to everyone else)
+        columns = f"{CLINICIAN_COLUMNS},password_hash" if self.actor.kind == "system" else CLINICIAN_COLUMNS
+        return self._table("clinicians").select(columns)
 
     def get_clinician_by_username(self, username: str) -> Clinician | None:
         check.text("username", username)
@@ -282,10 +326,7 @@ class SupabaseRestStore(Store):
 
     def _update_patient(self, patient_id: uuid.UUID, values: dict[str, Any], action: str) -> Patient:
         check.a_uuid("patient_id", patient_id)
-        if self.actor.kind not in ("clinician", "system"):
-            raise NotFound(f"patient {patient_id}")
-        rows = self._execute(self._scope_patients(
-            self._table("patients").update(values).eq("id", str(patient_id))))
+        rows = self._execute(self._table("patients").update(values).eq("id", str(patient_id)))
         if not rows:
             raise NotFound(f"patient {patient_id}")
         self._audit_row(action, "patient", patient_id)
@@ -311,13 +352,18 @@ class SupabaseRestStore(Store):
 
     def get_patient(self, patient_id: uuid.UUID) -> Patient:
         check.a_uuid("patient_id", patient_id)
-        row = self._visible_patient(patient_id)
+        try:
+            row = self._visible_patient(patient_id)
+        except NotFound:
+            if self.actor.kind == "clinician":
+                self._audit_row("view_denied", "patient", patient_id)
+            raise
         self._audit_row("view", "patient", patient_id)
         return Patient(**_parse(row))
 
     def list_patients(self, search: str = "", include_archived: bool = False) -> list[Patient]:
         check.text("search", search)
-        query = self._scope_patients(self._table("patients").select(PATIENT_COLUMNS))
+        query = self._table("patients").select(PATIENT_COLUMNS)
         if search.strip():
             query = query.ilike("full_name", f"%{escape_like(search.strip())}%")
         if not include_archived:
@@ -348,43 +394,49 @@ class SupabaseRestStore(Store):
 
     # --- devices ----------------------------------------------------------------------------------------------------
     def register_device(self, name: str, room: str) -> DeviceRegistration:
-        require_clinician(self.actor, "register devices")
+        if self.actor.kind != "system":
+            require_clinician(self.actor, "register devices")
         check.text("device_name", name)
         check.text("room", room)
         key = new_secret()
-        rows = self._execute(self._table("devices").insert(
-            {"name": name, "room": room, "key_hash": hash_secret(key), "created_by": str(self.actor.id)}))
-        self._audit_row("create", "device", rows[0]["id"])
-        return DeviceRegistration(Device(**_parse(_only(rows[0], DEVICE_COLUMNS))), key)
+        device_id = uuid.uuid4()
+        # return=minimal, then a select of the public columns: `authenticated` may not read key_hash back
+        self._execute(self._table("devices").insert(
+            {"id": str(device_id), "name": name, "room": room, "key_hash": hash_secret(key),
+             "created_by": None if self.actor.id is None else str(self.actor.id)}, returning="minimal"))
+        rows = self._execute(self._table("devices").select(DEVICE_COLUMNS).eq("id", str(device_id)))
+        self._audit_row("create", "device", device_id)
+        # no database login over REST: the device's credential is its JWT (store.devices.agent_env_text_supabase)
+        return DeviceRegistration(Device(**_parse(rows[0])), key, None)
+
+    def revoke_device(self, device_id: uuid.UUID) -> None:
+        device_id = check.a_uuid("device_id", device_id)
+        self._rpc("revoke_device", {"p_device_id": str(device_id)})
+        if self.actor.kind == "clinician":
+            self._audit_row("revoke", "device", device_id)
 
     def list_devices(self) -> list[Device]:
-        query = self._table("devices").select(DEVICE_COLUMNS)
-        if self.actor.kind == "device":
-            query = query.eq("id", str(self.actor.id))
-        elif self.actor.kind == "remote":
-            return []
-        return [Device(**_parse(row)) for row in self._execute(query.order("name"))]
+        return [Device(**_parse(row)) for row in self._execute(self._table("devices").select(DEVICE_COLUMNS).order("name"))]
 
     def authenticate_device(self, device_id: uuid.UUID, key: str) -> Device:
-        require_system(self.actor, "authenticate devices")
+        if self.actor.kind != "system":
+            require_device(self.actor, "authenticate itself")
         device_id = check.a_uuid("device_id", device_id)
+        if self.actor.kind == "device" and self.actor.id != device_id:
+            raise PermissionDenied("wrong device id or key")
         if not isinstance(key, str) or not key or len(key) > 200:
             raise PermissionDenied("wrong device id or key")
-        rows = self._execute(self._table("devices").select(f"{DEVICE_COLUMNS},key_hash").eq("id", str(device_id)))
-        if not rows or not secret_matches(key, rows[0]["key_hash"]):
-            raise PermissionDenied("wrong device id or key")
-        return Device(**_parse(_only(rows[0], DEVICE_COLUMNS)))
+        rows = self._rpc("device_authenticate", {"p_device_id": str(device_id), "p_key": key},
+                         actor=Actor.for_device(device_id))
+        return Device(**_parse(rows[0]))
 
     def heartbeat(self) -> None:
         require_device(self.actor, "send heartbeats")
-        rows = self._execute(self._table("devices").update({"last_heartbeat": iso(_now())}).eq("id", str(self.actor.id)))
-        if not rows:
-            raise NotFound(f"device {self.actor.id}")
+        self._rpc("device_heartbeat", {})
 
     def live_session_for_device(self) -> Session | None:
         require_device(self.actor, "ask for its live session")
-        rows = self._execute(self._table("sessions").select(SESSION_COLUMNS).eq("device_id", str(self.actor.id))
-                             .eq("status", "live").order("started_at", desc=True).limit(1))
+        rows = self._rpc("device_live_session", {})
         return Session(**_parse(rows[0])) if rows else None
 
     # --- sessions ---------------------------------------------------------------------------------------------------
@@ -396,10 +448,14 @@ class SupabaseRestStore(Store):
             raise PermissionDenied("the patient has not consented to facial analysis; record consent first")
 
     def _insert_session(self, values: dict[str, Any]) -> Session:
-        rows = self._execute(self._table("sessions").insert(
-            {"clinician_id": str(self.actor.id), "status": "live", "started_at": iso(_now()), **values}))
-        self._audit_row("start", "session", rows[0]["id"])
-        return Session(**_parse(_only(rows[0], SESSION_COLUMNS)))
+        session_id = uuid.uuid4()
+        # return=minimal, then a select: `authenticated` may not read join_token_hash back
+        self._execute(self._table("sessions").insert(
+            {"id": str(session_id), "clinician_id": str(self.actor.id), "status": "live", "started_at": iso(_now()),
+             **values}, returning="minimal"))
+        row = self._visible_session(session_id)
+        self._audit_row("start", "session", session_id)
+        return Session(**_parse(row))
 
     def start_session(self, patient_id: uuid.UUID, mode: SessionMode, device_id: uuid.UUID | None = None) -> Session:
         require_clinician(self.actor, "start sessions")
@@ -414,6 +470,7 @@ class SupabaseRestStore(Store):
             device_id = check.a_uuid("device_id", device_id)
             if not self._execute(self._table("devices").select("id").eq("id", str(device_id))):
                 raise NotFound(f"device {device_id}")
+            # another clinician's live session on it is invisible here; the database's unique index refuses that one
             if self._execute(self._table("sessions").select("id").eq("device_id", str(device_id)).eq("status", "live")):
                 raise InvalidInput("the device is already in a live session; end that one first")
         return self._insert_session({"patient_id": str(patient_id), "mode": mode,
@@ -422,8 +479,8 @@ class SupabaseRestStore(Store):
     def start_remote_session(self, patient_id: uuid.UUID, ttl: timedelta = timedelta(hours=2)) -> RemoteJoin:
         require_clinician(self.actor, "start sessions")
         check.a_uuid("patient_id", patient_id)
-        if not isinstance(ttl, timedelta) or ttl <= timedelta(0) or ttl > timedelta(days=7):
-            raise InvalidInput("ttl must be a positive timedelta of at most 7 days")
+        if not isinstance(ttl, timedelta) or ttl <= timedelta(0) or ttl > check.JOIN_LINK_MAX_LIFETIME:
+            raise InvalidInput("ttl must be a positive timedelta of at most 7 days (the database refuses longer links)")
         self._check_patient_can_start(patient_id)
         token = new_secret()
         session = self._insert_session({"patient_id": str(patient_id), "mode": "remote",
@@ -432,22 +489,26 @@ class SupabaseRestStore(Store):
 
     def end_session(self, session_id: uuid.UUID) -> Session:
         check.a_uuid("session_id", session_id)
-        if self.actor.kind not in ("clinician", "system"):
-            raise NotFound(f"session {session_id}")
         current = self._visible_session(session_id)
-        rows = self._execute(self._scope_sessions(self._table("sessions").update(
-            {"status": "ended", "ended_at": current["ended_at"] or iso(_now())}).eq("id", str(session_id))))
-        if not rows:
-            raise NotFound(f"session {session_id}")
+        if current["status"] != "ended":
+            # the database stamps ended_at with its own clock (sessions_guard_rules)
+            self._execute(self._table("sessions").update({"status": "ended"}, returning="minimal")
+                          .eq("id", str(session_id)))
+            current = self._visible_session(session_id)
         self._audit_row("end", "session", session_id)
-        return Session(**_parse(_only(rows[0], SESSION_COLUMNS)))
+        return Session(**_parse(current))
 
     def get_session(self, session_id: uuid.UUID) -> Session:
         check.a_uuid("session_id", session_id)
-        return Session(**_parse(self._visible_session(session_id)))
+        try:
+            return Session(**_parse(self._visible_session(session_id)))
+        except NotFound:
+            if self.actor.kind == "clinician":
+                self._audit_row("view_denied", "session", session_id)
+            raise
 
     def list_sessions(self, patient_id: uuid.UUID | None = None, status: str | None = None) -> list[Session]:
-        query = self._scope_sessions(self._table("sessions").select(SESSION_COLUMNS))
+        query = self._table("sessions").select(SESSION_COLUMNS)
         if patient_id is not None:
             query = query.eq("patient_id", str(check.a_uuid("patient_id", patient_id)))
         if status is not None:
@@ -457,7 +518,8 @@ class SupabaseRestStore(Store):
 
     def session_for_token(self, token: str) -> Session:
         _check_token(token)
-        rows = self._rpc("session_for_token", {"p_token": token})
+        # always as anon: the token, not a login, is what authorises the patient's browser
+        rows = self._rpc("session_for_token", {"p_token": token}, actor=Actor("remote"))
         if not rows:
             raise InvalidToken("the join link is unknown, expired, or its session has ended")
         return Session(**_parse(rows[0]))
@@ -469,44 +531,11 @@ class SupabaseRestStore(Store):
             return 0
         if self.actor.kind == "remote":
             raise PermissionDenied("remote patients insert through insert_remote_readings")
-        session_ids = sorted({str(r.session_id) for r in batch})
-        # the readings_insert policy: the sessions must be visible to the actor, and live or (for readings captured
-        # before the end) ended less than LATE_READING_GRACE ago
-        sessions = {row["id"]: row for row in self._execute(self._scope_sessions(
-            self._table("sessions").select("id,status,ended_at").in_("id", session_ids)))}
-        now = _now()
-        for session_id in session_ids:
-            if session_id not in sessions:
-                raise NotFound(f"session {session_id}")
-            in_session = [r for r in batch if str(r.session_id) == session_id]
-            refusal = self._late_readings_refusal(sessions[session_id], in_session, now)
-            if refusal:
-                raise SessionNotLive(refusal)
         batch.sort(key=lambda r: str(r.session_id))
-        rows = self._execute(self._table("readings").upsert(
-            [check.reading_row(r) for r in batch], on_conflict="id", ignore_duplicates=True, returning="representation"))
-        return len(rows)
-
-    def _late_readings_refusal(self, session: dict[str, Any], readings: list[Reading], now: datetime) -> str | None:
-        """public.insert_readings' check for one session: None when it takes `readings`. Readings already stored in it
-        are retries and never refused (asked only when the session refuses the batch, so the live path costs nothing)."""
-        status, ended_at = session["status"], _parse({"ended_at": session.get("ended_at")})["ended_at"]
-        refusal = check.late_readings_refusal(session["id"], status, ended_at, max(r.captured_at for r in readings), now)
-        if refusal is None:
-            return None
-        stored = self._stored_reading_ids(session["id"], [r.id for r in readings])
-        unstored = [r for r in readings if str(r.id) not in stored]
-        if not unstored:
-            return None
-        return check.late_readings_refusal(session["id"], status, ended_at, max(r.captured_at for r in unstored), now)
-
-    def _stored_reading_ids(self, session_id: str, reading_ids: list[uuid.UUID]) -> set[str]:
-        stored: set[str] = set()
-        for start in range(0, len(reading_ids), STORED_ID_CHUNK):
-            chunk = [str(i) for i in reading_ids[start:start + STORED_ID_CHUNK]]
-            rows = self._execute(self._table("readings").select("id").eq("session_id", session_id).in_("id", chunk))
-            stored.update(row["id"] for row in rows)
-        return stored
+        # the same SQL functions as the direct backend: the database applies the late-reading rule, the time bounds,
+        # and (for devices) "only the live session assigned to me"
+        function = "device_insert_readings" if self.actor.kind == "device" else "insert_readings"
+        return int(self._rpc(function, {"p_readings": [check.reading_row(r) for r in batch]}))
 
     def insert_remote_readings(self, token: str, readings: Sequence[Reading]) -> int:
         _check_token(token)
@@ -515,7 +544,8 @@ class SupabaseRestStore(Store):
             self.session_for_token(token)
             return 0
         return int(self._rpc("insert_remote_readings",
-                             {"p_token": token, "p_readings": [check.reading_row(r) for r in batch]}))
+                             {"p_token": token, "p_readings": [check.reading_row(r) for r in batch]},
+                             actor=Actor("remote")))
 
     def readings_since(self, session_id: uuid.UUID, cursor: int = 0, limit: int = 10_000) -> ReadingPage:
         check.a_uuid("session_id", session_id)
@@ -568,13 +598,25 @@ class SupabaseRestStore(Store):
             raise PermissionDenied("remote patients do not write the audit log")
         self._audit_row(action, entity, entity_id)
 
-    def list_audit(self, limit: int = 500) -> list[AuditEvent]:
-        if not self._is_admin():
+    def _require_audit_reader(self) -> None:
+        if not (self.actor.kind == "system" or (self.actor.kind == "clinician" and self.actor.role == "admin")):
             raise PermissionDenied("only admins read the audit log")
+
+    def list_audit(self, limit: int = 500) -> list[AuditEvent]:
+        self._require_audit_reader()
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
             raise InvalidInput(f"limit must be an integer in [1, 100000], got {limit!r}")
-        rows = self._execute(self._table("audit_log").select("id,actor,action,entity,entity_id,at")
-                             .order("id", desc=True).limit(limit))
+        rows = self._execute(self._table("audit_log").select(AUDIT_COLUMNS).order("chain_pos", desc=True).limit(limit))
+        return [AuditEvent(**_parse(row)) for row in rows]
+
+    def audit_chain(self, after: int = 0, limit: int = 10_000) -> list[AuditEvent]:
+        self._require_audit_reader()
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise InvalidInput(f"after must be a non-negative integer, got {after!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
+            raise InvalidInput(f"limit must be an integer in [1, 100000], got {limit!r}")
+        rows = self._execute(self._table("audit_log").select(AUDIT_COLUMNS).gt("chain_pos", after)
+                             .order("chain_pos").limit(limit))
         return [AuditEvent(**_parse(row)) for row in rows]
 
 

@@ -24,6 +24,13 @@ PROBABILITY_SUM_TOLERANCE = 1e-3
 # (agents spool through outages and send the last batches of a session after the clinician has ended it).
 LATE_READING_TOLERANCE = timedelta(seconds=5)
 LATE_READING_GRACE = timedelta(hours=24)
+# Bounded reading times (20261202010100_reading_time_bounds.sql): a reading is captured no earlier than the session's start
+# and no later than now, each give or take READING_CLOCK_SKEW (a Pi clock a little off); a recorded video's readings lie
+# within RECORDED_VIDEO_MAX_LENGTH of its session's start. A join link lives at most JOIN_LINK_MAX_LIFETIME
+# (20261202010200_session_rules.sql). The database enforces these; a test checks the two agree.
+READING_CLOCK_SKEW = timedelta(minutes=5)
+RECORDED_VIDEO_MAX_LENGTH = timedelta(hours=24)
+JOIN_LINK_MAX_LIFETIME = timedelta(days=7)
 
 # Longest accepted text per field (characters); the migrations carry the same limits as CHECK constraints.
 TEXT_LIMITS: dict[str, int] = {

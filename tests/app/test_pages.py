@@ -203,10 +203,12 @@ def test_registering_a_device_shows_its_key_once(signed_in_app, clinician_store,
     fill(at, Name="pi-room-9", Room="Room 9")
     button(at, "Register").click().run()
     [credentials] = [c.value for c in at.code]
-    lines = dict(line.split("=", 1) for line in credentials.splitlines())
+    lines = dict(line.split("=", 1) for line in credentials.splitlines() if line and not line.startswith("#"))
     [device] = clinician_store.list_devices()
     assert lines["PSYA_DEVICE_ID"] == str(device.id)
     assert system_store.authenticate_device(device.id, lines["PSYA_DEVICE_KEY"]).id == device.id
+    # the complete env file: the device's own database login, not the app's
+    assert lines["DATABASE_URL"].startswith(f"postgresql://psya_dev_{device.id.hex}:{lines['PSYA_DEVICE_KEY']}@")
     at.run()
     assert not at.code  # the key is not shown again
     assert list(at.dataframe[0].value["Status"]) == ["offline"]

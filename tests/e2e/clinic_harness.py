@@ -188,7 +188,8 @@ def register_device(page, url: str, name: str, room: str) -> tuple[str, str]:
     page.get_by_role("button", name="Register").click()
     block = page.get_by_test_id("stCode").filter(has_text="PSYA_DEVICE_KEY")
     block.wait_for(timeout=30_000)
-    values = dict(line.split("=", 1) for line in block.inner_text().strip().splitlines())
+    values = dict(line.split("=", 1) for line in block.inner_text().strip().splitlines()
+                  if line.strip() and not line.lstrip().startswith("#"))  # the env file has comment lines
     return values["PSYA_DEVICE_ID"].strip(), values["PSYA_DEVICE_KEY"].strip()
 
 

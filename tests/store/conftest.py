@@ -91,7 +91,8 @@ def world(backend) -> World:
 
 def readings_for(session_id: uuid.UUID, count: int, probabilities=HAPPY, source: str = "pi",
                  start: datetime | None = None, step_ms: int = 250) -> list[Reading]:
-    start = start or datetime(2026, 11, 25, 9, 0, 0, 123000, tzinfo=timezone.utc)
+    # now, to the millisecond (as clients send): the database refuses readings from before the session or the future
+    start = start or datetime.now(timezone.utc).replace(microsecond=datetime.now(timezone.utc).microsecond // 1000 * 1000)
     return [Reading(session_id=session_id, captured_at=start + timedelta(milliseconds=step_ms * i),
                     probabilities=probabilities, source=source, box=(10, 20, 30, 40))
             for i in range(count)]

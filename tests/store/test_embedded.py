@@ -135,3 +135,34 @@ def test_the_management_command_on_a_data_dir_nothing_has_used_says_so(tmp_path,
     assert main(["url"]) == 1
     assert "no embedded database under" in capsys.readouterr().out
     assert not (tmp_path / "never-used").exists()
+
+
+def test_the_server_log_is_private_and_rotated(postgres_server):
+    """The embedded server's log can hold SQL text and client addresses: owner-only files, rotated by the server."""
+    embedded = postgres_server.embedded
+    with psycopg.connect(postgres_server.superuser_url(), autocommit=True) as conn:
+        settings = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in (
+            "logging_collector", "log_directory", "log_file_mode", "log_rotation_age", "log_rotation_size",
+            "log_truncate_on_rotation", "log_filename")}
+        conn.execute("SELECT pg_rotate_logfile()")
+    assert settings == {"logging_collector": "on", "log_directory": "log", "log_file_mode": "0600",
+                        "log_rotation_age": "1d", "log_rotation_size": "10MB", "log_truncate_on_rotation": "on",
+                        "log_filename": "postgresql-%a.log"}
+    assert stat.S_IMODE(embedded.paths.log_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(embedded.paths.pgdata.stat().st_mode) & 0o077 == 0  # pgdata/log lives inside it
+    log_dir = embedded.paths.pgdata / "log"
+    files = list(log_dir.glob("postgresql-*.log"))
+    assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+
+
+def test_a_large_startup_log_is_rotated_at_start(tmp_path):
+    from store.embedded import STARTUP_LOG_MAX_BYTES
+
+    server = EmbeddedPostgres(tmp_path)
+    server.paths.data_dir.mkdir(parents=True, exist_ok=True)
+    server.paths.log_file.write_text("x" * (STARTUP_LOG_MAX_BYTES + 1))
+    server.paths.log_file.chmod(0o644)
+    server._prepare_startup_log()
+    rotated = server.paths.log_file.with_name(server.paths.log_file.name + ".1")
+    assert rotated.stat().st_size == STARTUP_LOG_MAX_BYTES + 1 and server.paths.log_file.stat().st_size == 0
+    assert stat.S_IMODE(server.paths.log_file.stat().st_mode) == 0o600 == stat.S_IMODE(rotated.stat().st_mode)

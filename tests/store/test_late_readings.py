@@ -16,11 +16,12 @@ from tests.store.conftest import readings_for
 
 
 def move_end_back(system: Store, session_id, by: timedelta) -> datetime:
-    """Pretend the session ended `by` earlier (as if the readings had sat in a spool that long). Test-only SQL on the
-    system store's own connection: no store method rewrites history."""
+    """Pretend the session (an hour long) ended `by` earlier (as if the readings had sat in a spool that long). Test-only
+    SQL as the table owner on the system store's own connection: no API role may rewrite a session's times
+    (20261202010200_session_rules.sql)."""
     with system._pool.connection() as conn:  # noqa: SLF001 - both backends here are PostgresStore
-        return conn.execute("UPDATE sessions SET ended_at = ended_at - %s WHERE id = %s RETURNING ended_at",
-                            (by, session_id)).fetchone()["ended_at"]
+        return conn.execute("UPDATE sessions SET started_at = started_at - %s - interval '1 hour', ended_at = ended_at - %s "
+                            "WHERE id = %s RETURNING ended_at", (by, by, session_id)).fetchone()["ended_at"]
 
 
 def test_a_reading_captured_before_the_end_is_stored_after_the_session_ended(world):

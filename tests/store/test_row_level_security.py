@@ -155,101 +155,109 @@ def test_no_session_row_can_be_created_for_a_patient_without_consent(world, sql)
     alice, alice_store = world.clinician()
     patient = world.patient(alice_store, consent=False)
     with sql(clinician_actor(alice)) as cur, pytest.raises(errors.InsufficientPrivilege):
-        cur.execute("INSERT INTO sessions (patient_id, clinician_id, mode, status) "
-                    "VALUES (%s, %s, 'recorded_video', 'live')", (patient.id, alice.id))
+        cur.execute("INSERT INTO sessions (patient_id, clinician_id, mode, status, started_at) "
+                    "VALUES (%s, %s, 'recorded_video', 'live', now())", (patient.id, alice.id))
 
 
-def test_a_device_sees_only_the_sessions_assigned_to_it(world, sql):
+def test_devices_act_as_their_own_role_which_sees_no_table(world, sql):
     _, store = world.clinician()
     session, _ = world.in_person_session(store)
-    other_session, _ = world.in_person_session(store)
-    with sql(Actor.for_device(session.device_id)) as cur:
-        ids = [row[0] for row in cur.execute("SELECT id FROM sessions")]
-    assert ids == [session.id] and other_session.id not in ids
+    for statement in ["SELECT id FROM sessions", "SELECT * FROM readings", "SELECT id FROM devices",
+                      "SELECT * FROM patients", "SELECT * FROM audit_log"]:
+        with sql(Actor.for_device(session.device_id)) as cur, pytest.raises(errors.InsufficientPrivilege):
+            cur.execute(statement)
+
+
+def test_device_claims_under_the_authenticated_role_see_nothing_either(world, sql):
+    """The device branches of the authenticated policies are gone (20261202010000_device_role.sql)."""
+    _, store = world.clinician()
+    session, device_store = world.in_person_session(store)
+    device_store.insert_readings(readings_for(session.id, 2))
+    claims = {"role": "authenticated", "actor": "device", "sub": str(session.device_id)}
+    with sql(role="authenticated", claims=claims) as cur:
+        assert cur.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+        assert cur.execute("SELECT count(*) FROM readings").fetchone()[0] == 0
+    with sql(role="authenticated", claims=claims) as cur, pytest.raises(errors.InsufficientPrivilege):
+        cur.execute(INSERT_READING, reading_values(session.id))
 
 
 # --- readings --------------------------------------------------------------------------------------------------------------------
-def test_a_device_inserts_readings_into_its_live_session(world, sql):
-    _, store = world.clinician()
+# Table inserts under RLS are the clinicians' path (recorded video; the Supabase REST API); devices use
+# public.device_insert_readings (tests/store/test_device_role.py).
+def test_a_clinician_inserts_readings_into_their_live_session(world, sql):
+    alice, store = world.clinician()
     session, _ = world.in_person_session(store)
-    with sql(Actor.for_device(session.device_id)) as cur:
+    with sql(clinician_actor(alice)) as cur:
         assert cur.execute(INSERT_READING, reading_values(session.id)).rowcount == 1
 
 
-def test_a_device_cannot_insert_into_another_devices_session(world, sql):
+def test_a_clinician_cannot_insert_into_another_clinicians_session(world, sql):
     _, store = world.clinician()
+    bob, _ = world.clinician()
     session, _ = world.in_person_session(store)
-    intruder, _ = world.device(store)
-    with sql(Actor.for_device(intruder.id)) as cur, pytest.raises(errors.InsufficientPrivilege):
+    with sql(clinician_actor(bob)) as cur, pytest.raises(errors.InsufficientPrivilege):
         cur.execute(INSERT_READING, reading_values(session.id))
 
 
 # Late readings (20261125100000_late_readings.sql): after the end, only readings captured by ended_at + 5 s, and only
 # for 24 h after the end.
-def test_a_device_inserts_a_reading_captured_before_the_end_after_the_session_ended(world, sql):
-    _, store = world.clinician()
+def test_a_reading_captured_before_the_end_is_inserted_after_the_session_ended(world, sql):
+    alice, store = world.clinician()
     session, _ = world.in_person_session(store)
     ended = store.end_session(session.id)
-    with sql(Actor.for_device(session.device_id)) as cur:
-        assert cur.execute(INSERT_READING, reading_values(session.id, ended.ended_at - timedelta(seconds=2))).rowcount == 1
+    with sql(clinician_actor(alice)) as cur:
+        assert cur.execute(INSERT_READING, reading_values(session.id, ended.ended_at - timedelta(milliseconds=2))).rowcount == 1
         assert cur.execute(INSERT_READING, reading_values(session.id, ended.ended_at + timedelta(seconds=5))).rowcount == 1
 
 
-def test_a_device_cannot_insert_a_reading_captured_after_the_session_ended(world, sql):
-    _, store = world.clinician()
+def test_a_reading_captured_after_the_session_ended_is_refused(world, sql):
+    alice, store = world.clinician()
     session, _ = world.in_person_session(store)
     ended = store.end_session(session.id)
     late = ended.ended_at + timedelta(seconds=5, milliseconds=1)  # just past the clock-skew tolerance
-    with sql(Actor.for_device(session.device_id)) as cur, pytest.raises(errors.InsufficientPrivilege):
+    with sql(clinician_actor(alice)) as cur, pytest.raises(errors.InsufficientPrivilege):
         cur.execute(INSERT_READING, reading_values(session.id, late))
 
 
-def test_a_device_cannot_insert_late_readings_once_the_grace_period_is_over(world, sql, database_url):
-    _, store = world.clinician()
+def test_late_readings_are_refused_once_the_grace_period_is_over(world, sql, database_url):
+    alice, store = world.clinician()
     session, _ = world.in_person_session(store)
     store.end_session(session.id)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        ended_at = conn.execute("UPDATE sessions SET ended_at = now() - interval '24 hours 1 second' WHERE id = %s "
+    with psycopg.connect(database_url, autocommit=True) as conn:  # the owner simulates time passing
+        ended_at = conn.execute("UPDATE sessions SET started_at = now() - interval '25 hours', "
+                                "ended_at = now() - interval '24 hours 1 second' WHERE id = %s "
                                 "RETURNING ended_at", (session.id,)).fetchone()[0]
-    with sql(Actor.for_device(session.device_id)) as cur, pytest.raises(errors.InsufficientPrivilege):
+    with sql(clinician_actor(alice)) as cur, pytest.raises(errors.InsufficientPrivilege):
         cur.execute(INSERT_READING, reading_values(session.id, ended_at - timedelta(seconds=1)))
 
 
-def test_another_device_cannot_insert_late_readings_into_an_ended_session(world, sql):
-    _, store = world.clinician()
-    session, _ = world.in_person_session(store)
-    intruder, _ = world.device(store)
-    ended = store.end_session(session.id)
-    with sql(Actor.for_device(intruder.id)) as cur, pytest.raises(errors.InsufficientPrivilege):
-        cur.execute(INSERT_READING, reading_values(session.id, ended.ended_at - timedelta(seconds=1)))
-
-
 def test_a_scheduled_session_takes_no_readings(world, sql, database_url):
-    _, store = world.clinician()
+    alice, store = world.clinician()
     session, _ = world.in_person_session(store)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("UPDATE sessions SET status = 'scheduled', started_at = NULL WHERE id = %s", (session.id,))
-    with sql(Actor.for_device(session.device_id)) as cur, pytest.raises(errors.InsufficientPrivilege):
+    with sql(clinician_actor(alice)) as cur, pytest.raises(errors.InsufficientPrivilege):
         cur.execute(INSERT_READING, reading_values(session.id, datetime(2020, 1, 1, tzinfo=timezone.utc)))
 
 
 def test_the_insert_function_explains_late_refusals_and_skips_stored_readings(world, sql, database_url):
-    _, store = world.clinician()
-    session, device_store = world.in_person_session(store)
+    alice, store = world.clinician()
+    session, _ = world.in_person_session(store)
     stored = readings_for(session.id, 2)
-    device_store.insert_readings(stored)
+    store.insert_readings(stored)
     ended = store.end_session(session.id)
     after = readings_for(session.id, 1, start=ended.ended_at + timedelta(seconds=6))
-    with sql(Actor.for_device(session.device_id)) as cur, pytest.raises(errors.RaiseException,
-                                                                       match="session_not_live: .* after the end"):
+    with sql(clinician_actor(alice)) as cur, pytest.raises(errors.RaiseException,
+                                                           match="session_not_live: .* after the end"):
         cur.execute("SELECT insert_readings(%s::jsonb)", (json.dumps([reading_row(r) for r in after]),))
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("UPDATE sessions SET ended_at = now() - interval '2 days' WHERE id = %s", (session.id,))
-    with sql(Actor.for_device(session.device_id)) as cur, pytest.raises(errors.RaiseException,
-                                                                       match="session_not_live: .* more than"):
+        conn.execute("UPDATE sessions SET started_at = now() - interval '3 days', ended_at = now() - interval '2 days' "
+                     "WHERE id = %s", (session.id,))
+    with sql(clinician_actor(alice)) as cur, pytest.raises(errors.RaiseException,
+                                                           match="session_not_live: .* more than"):
         cur.execute("SELECT insert_readings(%s::jsonb)", (json.dumps([reading_row(r) for r in after]),))
     # a retry of readings already stored is a no-op, not a refusal, whatever the session's state
-    with sql(Actor.for_device(session.device_id)) as cur:
+    with sql(clinician_actor(alice)) as cur:
         assert cur.execute("SELECT insert_readings(%s::jsonb)",
                            (json.dumps([reading_row(r) for r in stored]),)).fetchone()[0] == 0
 
@@ -283,12 +291,10 @@ def test_sql_and_python_apply_the_same_late_reading_rule(world, sql, status, end
 def test_devices_cannot_end_sessions_or_rewrite_readings(world, sql):
     _, store = world.clinician()
     session, device_store = world.in_person_session(store)
-    with sql(Actor.for_device(session.device_id)) as cur:
-        assert cur.execute("UPDATE sessions SET status = 'ended', ended_at = now()").rowcount == 0
-    with sql(Actor.for_device(session.device_id)) as cur, pytest.raises(errors.InsufficientPrivilege):
-        cur.execute("UPDATE readings SET happy = 1")
-    with sql(Actor.for_device(session.device_id)) as cur, pytest.raises(errors.InsufficientPrivilege):
-        cur.execute("DELETE FROM readings")
+    for statement in ["UPDATE sessions SET status = 'ended', ended_at = now()", "UPDATE readings SET happy = 1",
+                      "DELETE FROM readings"]:
+        with sql(Actor.for_device(session.device_id)) as cur, pytest.raises(errors.InsufficientPrivilege):
+            cur.execute(statement)
 
 
 def test_clinicians_read_only_their_sessions_readings(world, sql):
@@ -303,19 +309,19 @@ def test_clinicians_read_only_their_sessions_readings(world, sql):
 
 
 def test_the_cursor_column_cannot_be_forged(world, sql):
-    _, store = world.clinician()
+    alice, store = world.clinician()
     session, _ = world.in_person_session(store)
-    with sql(Actor.for_device(session.device_id)) as cur:
+    with sql(clinician_actor(alice)) as cur:
         cur.execute(f"INSERT INTO readings ({READING_COLUMNS}, seq) VALUES "
                     "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 999999999)", reading_values(session.id))
         assert cur.execute("SELECT max(seq) FROM readings").fetchone()[0] < 999999999
 
 
 def test_the_probability_constraints_hold_in_sql_too(world, sql):
-    _, store = world.clinician()
+    alice, store = world.clinician()
     session, _ = world.in_person_session(store)
     for bad in [("NaN", 0, 0, 0, 0, 0, 0), (-0.5, 0.5, 0.5, 0.5, 0, 0, 0), (0.5, 0, 0, 0, 0, 0, 0)]:
-        with sql(Actor.for_device(session.device_id)) as cur, pytest.raises(errors.CheckViolation):
+        with sql(clinician_actor(alice)) as cur, pytest.raises(errors.CheckViolation):
             cur.execute(INSERT_READING, (uuid.uuid4(), session.id, datetime.now(timezone.utc), *bad, "pi"))
 
 

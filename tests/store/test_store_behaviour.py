@@ -169,9 +169,11 @@ def test_devices_cannot_read_patients(world):
     _, store = world.clinician()
     patient = world.patient(store)
     _, device_store = world.device(store)
-    with pytest.raises(NotFound):
+    # a device's role has no privilege on patients at all (20261202010000_device_role.sql): refused, not just filtered
+    with pytest.raises(PermissionDenied):
         device_store.get_patient(patient.id)
-    assert device_store.list_patients() == []
+    with pytest.raises(PermissionDenied):
+        device_store.list_patients()
 
 
 # --- medical records -------------------------------------------------------------------------------------------------------
@@ -360,7 +362,8 @@ def test_a_device_batch_is_stored_with_millisecond_times_boxes_and_probabilities
     page = store.readings_since(session.id)
     assert [r.id for r in page.readings] == [r.id for r in batch]
     assert page.readings == batch  # captured_at (ms), probabilities, box, faces, source all round-trip
-    assert page.readings[1].captured_at.microsecond == 373000
+    assert page.readings[1].captured_at == batch[0].captured_at + timedelta(milliseconds=250)
+    assert page.readings[1].captured_at.microsecond % 1000 == 0
 
 
 def test_a_retried_batch_is_not_doubled(world):
@@ -381,7 +384,8 @@ def test_readings_since_pages_with_a_cursor_in_insertion_order(world):
     rest = store.readings_since(session.id, cursor=first.cursor)
     assert len(first.readings) == 2 and len(rest.readings) == 3
     assert rest.cursor > first.cursor > 0
-    later = readings_for(session.id, 2, start=datetime(2026, 1, 1, tzinfo=timezone.utc))  # captured earlier, sent later
+    # captured earlier (still after the start, within the clock skew), sent later
+    later = readings_for(session.id, 2, start=session.started_at - timedelta(seconds=30))
     device_store.insert_readings(later)
     assert [r.id for r in store.readings_since(session.id, cursor=rest.cursor).readings] == [r.id for r in later]
     empty = store.readings_since(session.id, cursor=store.readings_since(session.id).cursor)
@@ -399,12 +403,13 @@ def test_readings_since_rejects_bad_cursors_and_limits(world):
 def test_the_session_aggregate_counts_means_and_dominant_emotions(world):
     _, store = world.clinician()
     session, device_store = world.in_person_session(store)
-    device_store.insert_readings(readings_for(session.id, 3, HAPPY) +
-                                 readings_for(session.id, 1, SAD, start=datetime(2026, 11, 25, 10, tzinfo=timezone.utc)))
+    happy = readings_for(session.id, 3, HAPPY)
+    sad = readings_for(session.id, 1, SAD, start=happy[0].captured_at + timedelta(seconds=10))
+    device_store.insert_readings(happy + sad)
     aggregate = store.session_aggregate(session.id)
     assert aggregate.readings == 4
-    assert aggregate.first_at == datetime(2026, 11, 25, 9, 0, 0, 123000, tzinfo=timezone.utc)
-    assert aggregate.last_at == datetime(2026, 11, 25, 10, tzinfo=timezone.utc)
+    assert aggregate.first_at == happy[0].captured_at
+    assert aggregate.last_at == sad[0].captured_at
     expected = tuple((3 * h + s) / 4 for h, s in zip(HAPPY, SAD))
     assert aggregate.mean_probabilities == pytest.approx(expected)
     assert aggregate.dominant_counts == {**{label: 0 for label in LABELS}, "happy": 3, "sad": 1}

@@ -6,6 +6,10 @@ headers, the `apikey`/`Authorization` pair, RPC arguments as a JSON object) and 
 (https://docs.postgrest.org: tables and RPC, `Prefer: resolution=ignore-duplicates`, errors as {code, message, details,
 hint} with the documented HTTP status). What this cannot prove: that a real project accepts them. That is the manual check
 in docs/storage.md ("Manual check against a real Supabase project").
+
+Scope: every request runs under the acting user's own JWT (clinician, device, anon), signed with the project's JWT secret,
+so row-level security applies; only the system actor sends the service key. `test_every_method_runs_under_its_actors_jwt`
+checks that for every Store method.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import jwt
 import pytest
 
 from store.api import Actor
@@ -29,6 +34,7 @@ from store.supabase_rest import SupabaseRestStore
 from store.validation import LATE_READING_GRACE
 
 SERVICE_KEY = "test-service-role-key.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.signature"
+JWT_SECRET = "test-project-jwt-secret-with-at-least-32-characters"
 HAPPY = (0.05, 0.01, 0.04, 0.6, 0.1, 0.1, 0.1)
 
 
@@ -66,6 +72,7 @@ class FakePostgrest:
     routes: dict[tuple[str, str], list[Reply | Callable[[RecordedRequest], Reply]]] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
     url: str = ""
+    default: Callable[[RecordedRequest], Reply] | None = None  # answers what no scripted reply covers
 
     def reply(self, method: str, path: str, *replies: Reply | Callable[[RecordedRequest], Reply]) -> None:
         self.routes.setdefault((method, path), []).extend(replies)
@@ -96,7 +103,9 @@ def _handler_for(fake: FakePostgrest) -> type[BaseHTTPRequestHandler]:
             )
             fake.requests.append(request)
             queue = fake.routes.get((self.command, parts.path))
-            if not queue:
+            if not queue and fake.default is not None:
+                reply = fake.default(request)
+            elif not queue:
                 reply = Reply(404, {"code": "PGRST205", "message": f"unscripted {self.command} {parts.path}",
                                     "details": None, "hint": None})
             else:
@@ -130,7 +139,15 @@ def fake():
 
 @pytest.fixture
 def store(fake) -> SupabaseRestStore:
-    return SupabaseRestStore.connect(fake.url, SERVICE_KEY)
+    return SupabaseRestStore.connect(fake.url, SERVICE_KEY, jwt_secret=JWT_SECRET)
+
+
+def bearer_claims(request: RecordedRequest) -> dict[str, Any] | str:
+    """The claims of the request's bearer JWT (verified with the project secret), or "service key"."""
+    token = request.headers["authorization"].removeprefix("Bearer ")
+    if token == SERVICE_KEY:
+        return "service key"
+    return jwt.decode(token, JWT_SECRET, algorithms=["HS256"], audience="authenticated")
 
 
 CLINICIAN = Clinician(uuid.UUID("11111111-1111-4111-8111-111111111111"), "drgrey", "Dr Grey", "clinician", "")
@@ -173,109 +190,71 @@ def test_every_request_sends_the_apikey_and_bearer_authorization(fake, store):
     assert request.param("select") == "id" and request.param("limit") == "1"
 
 
-# --- readings: idempotent bulk insert ---------------------------------------------------------------------------------------------
-def test_insert_readings_upserts_with_on_conflict_id_and_ignore_duplicates(fake, store):
+# --- readings: through the same SQL functions as the direct backend ---------------------------------------------------------------
+def test_a_device_inserts_readings_through_its_function_under_its_own_jwt(fake, store):
     device = store.as_actor(Actor.for_device(DEVICE_ID))
     batch = readings(3)
-    fake.reply("GET", "/rest/v1/sessions", Reply(200, [{"id": str(SESSION_ID), "status": "live"}]))
-    # PostgREST returns only the rows actually inserted when duplicates are ignored: here one was already stored
-    fake.reply("POST", "/rest/v1/readings",
-               Reply(201, [reading_row(8, batch[1].id, 250), reading_row(9, batch[2].id, 500)]))
+    fake.reply("POST", "/rest/v1/rpc/device_insert_readings", Reply(200, 2))  # one was already stored
     assert device.insert_readings(batch) == 2
-
-    check = fake.only("GET", "/rest/v1/sessions")
-    assert check.param("id") == f"in.({SESSION_ID})"
-    assert check.param("device_id") == f"eq.{DEVICE_ID}"  # the device sees only sessions assigned to it
-
-    insert = fake.only("POST", "/rest/v1/readings")
-    assert insert.param("on_conflict") == "id"
-    assert {"resolution=ignore-duplicates", "return=representation"} <= insert.prefer
-    assert insert.headers["content-type"].startswith("application/json")
-    assert [row["id"] for row in insert.body] == [str(r.id) for r in batch]
-    first = insert.body[0]
-    assert first["captured_at"] == "2026-11-25T09:00:00+00:00"
-    assert insert.body[1]["captured_at"] == "2026-11-25T09:00:00.250000+00:00"  # milliseconds survive the trip
-    assert [first[label] for label in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")] == list(HAPPY)
-    assert (first["box_x"], first["box_y"], first["box_w"], first["box_h"], first["faces"], first["source"]) == (
-        10, 20, 30, 40, 1, "pi")
-    assert "seq" not in first  # the cursor is assigned by the database, never by a client
-    assert set(insert.params("columns")[0].replace('"', "").split(",")) == set(first)
+    call = fake.only("POST", "/rest/v1/rpc/device_insert_readings")
+    assert bearer_claims(call).items() >= {"role": "psya_device", "sub": str(DEVICE_ID)}.items()
+    assert call.headers["apikey"] == SERVICE_KEY  # the gateway's key; the role comes from the bearer JWT
+    rows = call.body["p_readings"]
+    assert [row["id"] for row in rows] == [str(r.id) for r in batch]
+    assert rows[0]["captured_at"] == "2026-11-25T09:00:00+00:00"
+    assert rows[1]["captured_at"] == "2026-11-25T09:00:00.250000+00:00"  # milliseconds survive the trip
+    assert [rows[0][label] for label in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")] == list(HAPPY)
+    assert (rows[0]["box_x"], rows[0]["box_y"], rows[0]["box_w"], rows[0]["box_h"], rows[0]["faces"],
+            rows[0]["source"]) == (10, 20, 30, 40, 1, "pi")
+    assert "seq" not in rows[0]  # the cursor is assigned by the database, never by a client
+    assert [r.path for r in fake.requests] == ["/rest/v1/rpc/device_insert_readings"]  # no table read first
 
 
-# Late readings: an ended session still takes readings captured by its end (+ tolerance) for a grace period after it, the
-# rule of the readings_insert policy (migration 20261125100000_late_readings.sql), applied here because the service key
-# bypasses RLS.
-def readings_at(start: datetime, count: int) -> list[Reading]:
-    return [Reading(SESSION_ID, start + timedelta(milliseconds=250 * i), HAPPY, "pi") for i in range(count)]
+def test_a_clinician_inserts_readings_through_insert_readings_under_their_jwt(fake, store):
+    fake.reply("POST", "/rest/v1/rpc/insert_readings", Reply(200, 1))
+    batch = [Reading(SESSION_ID, datetime.now(timezone.utc), HAPPY, "video")]
+    assert store.as_actor(Actor.for_clinician(CLINICIAN)).insert_readings(batch) == 1
+    call = fake.only("POST", "/rest/v1/rpc/insert_readings")
+    assert bearer_claims(call).items() >= {"role": "authenticated", "actor": "clinician",
+                                           "sub": str(CLINICIAN.id)}.items()
 
 
-def ended_session_row(ended_at: datetime) -> dict[str, Any]:
-    return {"id": str(SESSION_ID), "status": "ended", "ended_at": ended_at.isoformat()}
-
-
-def test_readings_captured_after_the_end_are_refused_before_any_insert(fake, store):
-    ended_at = datetime.now(timezone.utc) - timedelta(minutes=1)
-    batch = readings_at(ended_at + timedelta(seconds=6), 2)
-    fake.reply("GET", "/rest/v1/sessions", Reply(200, [ended_session_row(ended_at)]))
-    fake.reply("GET", "/rest/v1/readings", Reply(200, []))  # none of them is stored already
-    with pytest.raises(SessionNotLive, match="after the end"):
-        store.as_actor(Actor.for_device(DEVICE_ID)).insert_readings(batch)
-    assert [r.method for r in fake.requests] == ["GET", "GET"]
-    stored_check = fake.only("GET", "/rest/v1/readings")
-    assert stored_check.param("session_id") == f"eq.{SESSION_ID}"
-    assert stored_check.param("id") == f"in.({','.join(str(r.id) for r in batch)})"
-    assert fake.only("GET", "/rest/v1/sessions").param("select") == "id,status,ended_at"
-
-
-def test_readings_captured_before_the_end_are_upserted_after_it(fake, store):
-    ended_at = datetime.now(timezone.utc) - timedelta(minutes=1)
-    batch = readings_at(ended_at - timedelta(seconds=1), 2)
-    fake.reply("GET", "/rest/v1/sessions", Reply(200, [ended_session_row(ended_at)]))
-    fake.reply("POST", "/rest/v1/readings", Reply(201, [reading_row(1, batch[0].id, 0), reading_row(2, batch[1].id, 250)]))
-    assert store.as_actor(Actor.for_device(DEVICE_ID)).insert_readings(batch) == 2
-    assert [(r.method, r.path) for r in fake.requests] == [("GET", "/rest/v1/sessions"), ("POST", "/rest/v1/readings")]
-
-
-def test_late_readings_after_the_grace_period_are_refused(fake, store):
-    ended_at = datetime.now(timezone.utc) - LATE_READING_GRACE - timedelta(minutes=1)
-    fake.reply("GET", "/rest/v1/sessions", Reply(200, [ended_session_row(ended_at)]))
-    fake.reply("GET", "/rest/v1/readings", Reply(200, []))
-    with pytest.raises(SessionNotLive, match="more than"):
-        store.as_actor(Actor.for_device(DEVICE_ID)).insert_readings(readings_at(ended_at - timedelta(seconds=10), 1))
-    assert all(r.method == "GET" for r in fake.requests)
-
-
-def test_a_retry_of_stored_readings_is_not_refused_after_the_grace_period(fake, store):
-    ended_at = datetime.now(timezone.utc) - 2 * LATE_READING_GRACE
-    batch = readings_at(ended_at - timedelta(seconds=10), 2)
-    fake.reply("GET", "/rest/v1/sessions", Reply(200, [ended_session_row(ended_at)]))
-    fake.reply("GET", "/rest/v1/readings", Reply(200, [{"id": str(r.id)} for r in batch]))
-    fake.reply("POST", "/rest/v1/readings", Reply(201, []))  # ignore-duplicates: nothing new
-    assert store.as_actor(Actor.for_device(DEVICE_ID)).insert_readings(batch) == 0
-
-
-def test_the_stored_reading_check_asks_in_chunks(fake, store):
-    ended_at = datetime.now(timezone.utc) - timedelta(minutes=1)
-    batch = readings_at(ended_at + timedelta(seconds=6), 250)
-    fake.reply("GET", "/rest/v1/sessions", Reply(200, [ended_session_row(ended_at)]))
-    fake.reply("GET", "/rest/v1/readings", Reply(200, []), Reply(200, []), Reply(200, []))
-    with pytest.raises(SessionNotLive):
-        store.as_actor(Actor.for_device(DEVICE_ID)).insert_readings(batch)
-    checks = [r for r in fake.requests if r.path == "/rest/v1/readings"]
-    assert [len(r.param("id").split(",")) for r in checks] == [100, 100, 50]
-
-
-def test_a_scheduled_session_takes_no_readings(fake, store):
-    fake.reply("GET", "/rest/v1/sessions", Reply(200, [{"id": str(SESSION_ID), "status": "scheduled", "ended_at": None}]))
-    fake.reply("GET", "/rest/v1/readings", Reply(200, []))
-    with pytest.raises(SessionNotLive, match="scheduled"):
+@pytest.mark.parametrize("message, raised", [
+    (f"session_not_live: session {SESSION_ID} ended at ...; a reading captured at ... is after the end", SessionNotLive),
+    (f"not_found: session {SESSION_ID}", NotFound),
+    ("invalid_input: a reading of session ... captured at 1971-01-01 ... is refused", InvalidInput),
+    ("permission_denied: not a registered device", PermissionDenied),
+])
+def test_refusals_of_the_database_become_store_errors(fake, store, message, raised):
+    fake.reply("POST", "/rest/v1/rpc/device_insert_readings", error(400, "P0001", message))
+    with pytest.raises(raised):
         store.as_actor(Actor.for_device(DEVICE_ID)).insert_readings(readings(1))
 
 
-def test_readings_for_a_session_the_actor_cannot_see_are_not_found(fake, store):
-    fake.reply("GET", "/rest/v1/sessions", Reply(200, []))
-    with pytest.raises(NotFound):
-        store.as_actor(Actor.for_device(DEVICE_ID)).insert_readings(readings(1))
+def test_a_pi_uses_its_device_token_and_the_anon_key_only(fake):
+    anon_key = "test-anon-key"
+    token = jwt.encode({"role": "psya_device", "sub": str(DEVICE_ID), "aud": "authenticated"}, JWT_SECRET)
+    pi = SupabaseRestStore.connect(fake.url, anon_key, device_token=token)
+    fake.reply("POST", "/rest/v1/rpc/device_authenticate", Reply(200, [{"id": str(DEVICE_ID), "name": "pi", "room": "",
+                                                                        "last_heartbeat": None, "created_at": None}]))
+    fake.reply("POST", "/rest/v1/rpc/device_heartbeat", Reply(204))
+    fake.reply("POST", "/rest/v1/rpc/device_live_session", Reply(200, []))
+    assert pi.authenticate_device(DEVICE_ID, "the-key").id == DEVICE_ID
+    device = pi.as_actor(Actor.for_device(DEVICE_ID))
+    device.heartbeat()
+    assert device.live_session_for_device() is None
+    assert {r.headers["authorization"] for r in fake.requests} == {f"Bearer {token}"}
+    assert {r.headers["apikey"] for r in fake.requests} == {anon_key}
+    assert fake.requests[0].body == {"p_device_id": str(DEVICE_ID), "p_key": "the-key"}
+
+
+def test_without_the_jwt_secret_a_clinician_request_is_refused_before_the_network(fake):
+    from store.supabase_rest import StoreConfigError
+
+    store = SupabaseRestStore.connect(fake.url, SERVICE_KEY)
+    with pytest.raises(StoreConfigError, match="SUPABASE_JWT_SECRET"):
+        store.as_actor(Actor.for_clinician(CLINICIAN)).list_patients()
+    assert fake.requests == []
 
 
 def test_bad_probabilities_never_reach_the_network(fake, store):
@@ -286,11 +265,10 @@ def test_bad_probabilities_never_reach_the_network(fake, store):
 
 
 def test_a_row_level_security_refusal_is_permission_denied(fake, store):
-    fake.reply("GET", "/rest/v1/sessions", Reply(200, [{"id": str(SESSION_ID), "status": "live"}]))
-    fake.reply("POST", "/rest/v1/readings",
+    fake.reply("POST", "/rest/v1/rpc/insert_readings",
                error(403, "42501", 'new row violates row-level security policy for table "readings"'))
     with pytest.raises(PermissionDenied, match="row-level security"):
-        store.as_actor(Actor.for_device(DEVICE_ID)).insert_readings(readings(1))
+        store.as_actor(Actor.for_clinician(CLINICIAN)).insert_readings(readings(1))
 
 
 # --- readings: polling and aggregates through RPC --------------------------------------------------------------------------------
@@ -305,7 +283,8 @@ def test_readings_since_calls_the_rpc_with_named_arguments_and_returns_the_last_
                                                                    reading_row(42, ids[1], 373)]))
     page = clinician.readings_since(SESSION_ID, cursor=40, limit=500)
     visible = fake.only("GET", "/rest/v1/sessions")
-    assert visible.param("clinician_id") == f"eq.{CLINICIAN.id}"  # the owner filter the service key would bypass
+    assert visible.param("clinician_id") is None  # no Python owner filter: the clinician's JWT makes RLS apply
+    assert bearer_claims(visible)["sub"] == str(CLINICIAN.id)
     call = fake.only("POST", "/rest/v1/rpc/readings_since")
     assert call.body == {"p_session": str(SESSION_ID), "p_cursor": 40, "p_limit": 500}
     assert page.cursor == 42
@@ -357,7 +336,7 @@ def test_a_clinician_lists_only_their_active_patients_ordered_by_name(fake, stor
     fake.reply("GET", "/rest/v1/patients", Reply(200, [patient_row()]))
     patients = store.as_actor(Actor.for_clinician(CLINICIAN)).list_patients("Ana")
     request = fake.only("GET", "/rest/v1/patients")
-    assert request.param("clinician_id") == f"eq.{CLINICIAN.id}"
+    assert request.param("clinician_id") is None and bearer_claims(request)["sub"] == str(CLINICIAN.id)
     assert request.param("archived") == "eq.false"
     assert request.param("full_name") == "ilike.%Ana%"
     assert request.param("order") == "full_name.asc"
@@ -369,6 +348,7 @@ def test_an_admin_list_has_no_owner_filter(fake, store):
     store.as_actor(Actor.for_clinician(ADMIN)).list_patients(include_archived=True)
     request = fake.only("GET", "/rest/v1/patients")
     assert request.param("clinician_id") is None and request.param("archived") is None
+    assert bearer_claims(request)["app_role"] == "admin"
 
 
 def test_create_patient_posts_the_owner_and_audits_it(fake, store):
@@ -393,7 +373,8 @@ def test_updating_a_patient_patches_with_id_and_owner_filters(fake, store):
     fake.reply("POST", "/rest/v1/audit_log", Reply(201))
     store.as_actor(Actor.for_clinician(CLINICIAN)).update_patient(PATIENT_ID, notes="new")
     patch = fake.only("PATCH", "/rest/v1/patients")
-    assert patch.param("id") == f"eq.{PATIENT_ID}" and patch.param("clinician_id") == f"eq.{CLINICIAN.id}"
+    assert patch.param("id") == f"eq.{PATIENT_ID}" and patch.param("clinician_id") is None
+    assert bearer_claims(patch)["sub"] == str(CLINICIAN.id)
     assert patch.body == {"notes": "new"}
 
 
@@ -411,20 +392,21 @@ def test_a_uniqueness_violation_is_invalid_input(fake, store):
         store.create_clinician("drgrey", "Dr Grey", "$2b$12$hash", "clinician")
 
 
-def test_device_registration_never_returns_the_key_hash(fake, store):
-    def echo_with_id(request: RecordedRequest) -> Reply:
-        return Reply(201, [{**request.body, "id": str(DEVICE_ID), "last_heartbeat": None,
-                            "created_at": "2026-11-25T09:00:00+00:00"}])
-
-    fake.reply("POST", "/rest/v1/devices", echo_with_id)
+def test_device_registration_sends_only_the_key_hash_and_reads_back_public_columns(fake, store):
+    device_row = {"id": str(DEVICE_ID), "name": "pi-1", "room": "Room 1", "last_heartbeat": None,
+                  "created_at": "2026-11-25T09:00:00+00:00", "revoked_at": None}
+    fake.reply("POST", "/rest/v1/devices", Reply(201))
+    fake.reply("GET", "/rest/v1/devices", Reply(200, [device_row]))
     fake.reply("POST", "/rest/v1/audit_log", Reply(201))
     registration = store.as_actor(Actor.for_clinician(CLINICIAN)).register_device("pi-1", "Room 1")
-    sent = fake.only("POST", "/rest/v1/devices").body
+    insert = fake.only("POST", "/rest/v1/devices")
     import hashlib
 
-    assert sent["key_hash"] == hashlib.sha256(registration.key.encode()).hexdigest()
-    assert registration.key not in json.dumps(sent)  # only the hash travels
-    assert not hasattr(registration.device, "key_hash")
+    assert insert.body["key_hash"] == hashlib.sha256(registration.key.encode()).hexdigest()
+    assert registration.key not in json.dumps(insert.body)  # only the hash travels
+    assert "return=minimal" in insert.prefer  # `authenticated` may not read key_hash back
+    assert "key_hash" not in fake.only("GET", "/rest/v1/devices").param("select")
+    assert registration.login is None  # over REST the device's credential is its JWT
 
 
 # --- an unreachable or failing database ------------------------------------------------------------------------------------------
@@ -449,3 +431,134 @@ def test_a_server_that_cannot_be_reached_is_store_unavailable():
     store = SupabaseRestStore.connect(f"http://127.0.0.1:{port}", SERVICE_KEY)
     with pytest.raises(StoreUnavailable):
         store.ping()
+
+
+# --- scope: every method, under whose token ------------------------------------------------------------------------------------
+def session_row() -> dict[str, Any]:
+    return {"id": str(SESSION_ID), "patient_id": str(PATIENT_ID), "clinician_id": str(CLINICIAN.id), "mode": "in_person",
+            "status": "live", "device_id": str(DEVICE_ID), "started_at": "2026-11-25T09:00:00+00:00", "ended_at": None,
+            "join_expires_at": None, "created_at": "2026-11-25T09:00:00+00:00"}
+
+
+DEVICE_ROW = {"id": str(DEVICE_ID), "name": "pi", "room": "", "last_heartbeat": None, "created_at": None, "revoked_at": None}
+AGGREGATE_ROW = {"readings": 0, "first_at": None, "last_at": None, **{f"mean_{label}": 0 for label in
+                 ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")}, "dominant_counts": {}}
+
+
+def plausible_postgrest(request: RecordedRequest) -> Reply:
+    """Answers any request the way PostgREST would for one visible row of each kind."""
+    table = request.path.removeprefix("/rest/v1/")
+    rows = {"patients": [patient_row()], "sessions": [session_row()], "devices": [DEVICE_ROW],
+            "clinicians": [{"id": str(CLINICIAN.id), "username": "drgrey", "display_name": "Dr Grey", "role": "clinician",
+                            "failed_logins": 0, "locked_until": None, "created_at": None}],
+            "record_entries": [{"id": str(uuid.uuid4()), "patient_id": str(PATIENT_ID), "entry_date": "2026-11-25",
+                                "kind": "other", "text": "x", "author_id": str(CLINICIAN.id), "created_at": None}],
+            "annotations": [{"id": str(uuid.uuid4()), "session_id": str(SESSION_ID), "at": "2026-11-25T09:00:00+00:00",
+                             "text": "x", "author_id": str(CLINICIAN.id)}],
+            "audit_log": [], "rpc/readings_since": [], "rpc/session_aggregate": [AGGREGATE_ROW],
+            "rpc/session_for_token": [session_row()], "rpc/device_live_session": [session_row()],
+            "rpc/device_authenticate": [DEVICE_ROW]}
+    if table in ("rpc/insert_readings", "rpc/device_insert_readings", "rpc/insert_remote_readings"):
+        return Reply(200, 1)
+    if table in ("rpc/device_heartbeat", "rpc/revoke_device"):
+        return Reply(204)
+    if request.method == "POST" and "return=minimal" in request.prefer:
+        return Reply(201)
+    return Reply(200 if request.method != "POST" else 201, rows.get(table, []))
+
+
+SYSTEM, AS_CLINICIAN, AS_ADMIN, AS_DEVICE = Actor.system(), Actor.for_clinician(CLINICIAN), Actor.for_clinician(ADMIN), \
+    Actor.for_device(DEVICE_ID)
+TOKEN = "w" * 43
+NOW = datetime.now(timezone.utc)
+METHODS: list[tuple[str, Actor, Callable[[Any], object]]] = [
+    ("ping", SYSTEM, lambda s: s.ping()),
+    ("count_clinicians", SYSTEM, lambda s: s.count_clinicians()),
+    ("create_clinician", SYSTEM, lambda s: s.create_clinician("drgrey", "Dr Grey", "$2b$04$hash", "clinician")),
+    ("get_clinician_by_username", SYSTEM, lambda s: s.get_clinician_by_username("drgrey")),
+    ("record_login_result", SYSTEM, lambda s: s.record_login_result("drgrey", False)),
+    ("list_clinicians", AS_ADMIN, lambda s: s.list_clinicians()),
+    ("create_patient", AS_CLINICIAN, lambda s: s.create_patient(NewPatient(full_name="Ana"))),
+    ("update_patient", AS_CLINICIAN, lambda s: s.update_patient(PATIENT_ID, notes="n")),
+    ("archive_patient", AS_CLINICIAN, lambda s: s.archive_patient(PATIENT_ID)),
+    ("record_consent", AS_CLINICIAN, lambda s: s.record_consent(PATIENT_ID, True, date(2026, 1, 5), "sessions")),
+    ("get_patient", AS_CLINICIAN, lambda s: s.get_patient(PATIENT_ID)),
+    ("list_patients", AS_CLINICIAN, lambda s: s.list_patients()),
+    ("add_record_entry", AS_CLINICIAN, lambda s: s.add_record_entry(PATIENT_ID, date(2026, 11, 25), "other", "x")),
+    ("list_record_entries", AS_CLINICIAN, lambda s: s.list_record_entries(PATIENT_ID)),
+    ("register_device", AS_CLINICIAN, lambda s: s.register_device("pi", "Room")),
+    ("revoke_device", AS_ADMIN, lambda s: s.revoke_device(DEVICE_ID)),
+    ("list_devices", AS_CLINICIAN, lambda s: s.list_devices()),
+    ("authenticate_device", AS_DEVICE, lambda s: s.authenticate_device(DEVICE_ID, "key")),
+    ("heartbeat", AS_DEVICE, lambda s: s.heartbeat()),
+    ("live_session_for_device", AS_DEVICE, lambda s: s.live_session_for_device()),
+    ("start_session", AS_CLINICIAN, lambda s: s.start_session(PATIENT_ID, "recorded_video")),
+    ("start_remote_session", AS_CLINICIAN, lambda s: s.start_remote_session(PATIENT_ID)),
+    ("end_session", AS_CLINICIAN, lambda s: s.end_session(SESSION_ID)),
+    ("get_session", AS_CLINICIAN, lambda s: s.get_session(SESSION_ID)),
+    ("list_sessions", AS_CLINICIAN, lambda s: s.list_sessions()),
+    ("insert_readings as device", AS_DEVICE, lambda s: s.insert_readings(readings(2))),
+    ("insert_readings as clinician", AS_CLINICIAN, lambda s: s.insert_readings(readings(2))),
+    ("readings_since", AS_CLINICIAN, lambda s: s.readings_since(SESSION_ID)),
+    ("session_aggregate", AS_CLINICIAN, lambda s: s.session_aggregate(SESSION_ID)),
+    ("add_annotation", AS_CLINICIAN, lambda s: s.add_annotation(SESSION_ID, NOW, "note")),
+    ("list_annotations", AS_CLINICIAN, lambda s: s.list_annotations(SESSION_ID)),
+    ("audit", AS_CLINICIAN, lambda s: s.audit("export", "session", str(SESSION_ID))),
+    ("list_audit", AS_ADMIN, lambda s: s.list_audit()),
+    ("audit_chain", AS_ADMIN, lambda s: s.audit_chain()),
+]
+TOKEN_METHODS: list[tuple[str, Callable[[Any], object]]] = [
+    ("session_for_token", lambda s: s.session_for_token(TOKEN)),
+    ("insert_remote_readings", lambda s: s.insert_remote_readings(
+        TOKEN, [Reading(SESSION_ID, NOW, HAPPY, "remote")])),
+]
+
+
+def expected_claims(actor: Actor) -> dict[str, str] | str:
+    if actor.kind == "system":
+        return "service key"
+    if actor.kind == "device":
+        return {"role": "psya_device", "actor": "device", "sub": str(actor.id)}
+    return {"role": "authenticated", "actor": "clinician", "sub": str(actor.id), "app_role": actor.role}
+
+
+def test_every_store_method_is_in_the_scope_table():
+    from store.api import Store
+
+    covered = {name.split(" ")[0] for name, _, _ in METHODS} | {name for name, _ in TOKEN_METHODS}
+    assert covered | {"as_actor", "close"} == set(Store.__abstractmethods__)
+
+
+@pytest.mark.parametrize("name, actor, call", METHODS, ids=[m[0] for m in METHODS])
+def test_every_method_runs_under_its_actors_jwt(fake, store, name, actor, call):
+    fake.default = plausible_postgrest
+    call(store.as_actor(actor))
+    assert fake.requests, f"{name} sent nothing"
+    expected = expected_claims(actor)
+    for request in fake.requests:
+        claims = bearer_claims(request)
+        if expected == "service key":
+            assert claims == "service key", f"{name}: {request.method} {request.path}"
+        else:
+            assert isinstance(claims, dict) and claims.items() >= expected.items(), f"{name}: {request.method} {request.path}"
+        # no ownership filter in the request: the JWT makes the database apply row-level security
+        assert request.param("clinician_id") is None and request.param("device_id") is None, name
+
+
+@pytest.mark.parametrize("actor", [SYSTEM, AS_CLINICIAN, Actor("remote")], ids=["system", "clinician", "remote"])
+@pytest.mark.parametrize("name, call", TOKEN_METHODS, ids=[m[0] for m in TOKEN_METHODS])
+def test_join_token_methods_always_run_as_anon(fake, store, actor, name, call):
+    fake.default = plausible_postgrest
+    call(store.as_actor(actor))
+    for request in fake.requests:
+        claims = bearer_claims(request)
+        assert isinstance(claims, dict) and claims["role"] == "anon", name
+
+
+def test_a_refused_view_is_audited_under_the_clinicians_jwt(fake, store):
+    fake.reply("GET", "/rest/v1/patients", Reply(200, []))  # RLS hides another clinician's patient
+    fake.reply("POST", "/rest/v1/audit_log", Reply(201))
+    with pytest.raises(NotFound):
+        store.as_actor(AS_CLINICIAN).get_patient(PATIENT_ID)
+    audit = fake.only("POST", "/rest/v1/audit_log")
+    assert audit.body["action"] == "view_denied" and bearer_claims(audit)["sub"] == str(CLINICIAN.id)
