@@ -1,4 +1,5 @@
-"""Small Streamlit pieces every page shares: the decision-support notice, query-parameter ids, formatting."""
+"""Small Streamlit pieces every page shares: the decision-support notice, user text shown literally, query-parameter ids,
+formatting."""
 
 from __future__ import annotations
 
@@ -20,6 +21,27 @@ STATUS_WORDS = {"scheduled": "scheduled", "live": "LIVE", "ended": "ended"}  # w
 
 
 _FLASH_KEY = "_psya_flash"
+# Every ASCII punctuation character can be backslash-escaped in CommonMark, which then shows it literally; that also
+# covers Streamlit's own syntax (":material/x:", ":red[...]", emoji shortcodes, "$math$") and raw HTML ("<img ...>").
+_MARKDOWN_SPECIAL = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def literal(text: object) -> str:
+    """User text (names, notes, record entries, device names, error messages quoting input) as Markdown that renders
+    exactly as typed: no links, images, HTML, headings, lists, colours or icons. Use it wherever user text goes into a
+    Streamlit element that renders Markdown (st.markdown, st.write, titles, headers, captions, alerts, labels, flash).
+    Line breaks are kept; leading spaces become no-break spaces so they cannot start a code block."""
+    lines = []
+    for line in str(text).replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        stripped = line.lstrip(" \t")
+        indent = "\u00a0" * (len(line) - len(stripped))
+        lines.append(indent + "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in stripped))
+    return "  \n".join(lines)
+
+
+def plain_text(text: object) -> None:
+    """Render user text as a paragraph that shows exactly what was typed (see `literal`)."""
+    st.markdown(literal(text))
 
 
 def flash(message: str) -> None:
@@ -29,7 +51,7 @@ def flash(message: str) -> None:
 
 def show_flash() -> None:
     if message := st.session_state.pop(_FLASH_KEY, None):
-        st.success(message)
+        st.success(literal(message))  # flash messages often quote user text (a patient's or device's name)
 
 
 def disclaimer() -> None:
