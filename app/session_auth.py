@@ -142,13 +142,13 @@ def current_token() -> str | None:
     return st.session_state.get(_TOKEN_KEY)
 
 
-def sidebar_account(store: Store, settings: Settings, clinician: Clinician) -> Clinician | None:
-    """The signed-in clinician's name, their password change, and the log-out button. None when they just logged out."""
+def sidebar_account(store: Store, settings: Settings, clinician: Clinician) -> None:
+    """The signed-in clinician's name, their password change, and the log-out button (which ends this run)."""
     with st.sidebar:
         st.caption(f"Signed in as **{ui.literal(clinician.display_name)}** ({clinician.role})")
         if st.button("Log out", key="logout_button", icon=":material/logout:"):
             log_out(store, clinician)
-            return None
+            st.rerun()  # a clean run as a signed-out visitor (the cookie component deletes the cookie there)
         with st.expander("Change my password", icon=":material/key:"):
             with st.form("change_password", clear_on_submit=True):
                 current = st.text_input("Current password", type="password", autocomplete="current-password")
@@ -163,7 +163,6 @@ def sidebar_account(store: Store, settings: Settings, clinician: Clinician) -> C
                     st.error(ui.literal(str(error)))
                 else:
                     st.success("Password changed. Your other sessions have been signed out.")
-    return clinician
 
 
 def log_out(store: Store, clinician: Clinician) -> None:
