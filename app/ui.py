@@ -4,6 +4,7 @@ formatting."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import date, datetime, timezone
 
 import streamlit as st
@@ -90,6 +91,16 @@ def patient_label(patient: Patient) -> str:
     born = f" (born {patient.date_of_birth.isoformat()})" if patient.date_of_birth else ""
     archived = " [archived]" if patient.archived else ""
     return f"{patient.full_name}{born}{archived}"
+
+
+def patient_link_label(patient: Patient) -> str:
+    """`patient_label` for elements that render Markdown (page links, headings): the name shown literally."""
+    return patient_label(replace(patient, full_name=literal(patient.full_name)))
+
+
+def session_link_label(session: Session, patient_name: str | None = None) -> str:
+    """`session_label` for elements that render Markdown: the patient's name shown literally."""
+    return session_label(session, literal(patient_name) if patient_name else None)
 
 
 def session_label(session: Session, patient_name: str | None = None) -> str:

@@ -23,7 +23,7 @@ with st.expander("Register a Pi device", icon=":material/add:", expanded=False):
         except (InvalidInput, StoreError) as error:
             st.error(str(error))
         else:
-            st.success(ui.literal(f"Registered {registration.device.name}. Copy the key now: it is shown only once (only its hash is stored)."))
+            st.success(f"Registered {ui.literal(registration.device.name)}. Copy the key now: it is shown only once (only its hash is stored).")
             st.code(f"PSYA_DEVICE_ID={registration.device.id}\nPSYA_DEVICE_KEY={registration.key}", language="bash")
             st.caption("Put both lines in the Pi's /etc/psychopathology-assistant/agent.env, together with the database settings; "
                        "the agent starts at boot and records whenever a session is live for this device.")
@@ -52,4 +52,4 @@ st.dataframe(
     width="stretch",
 )
 for device_id, session in assigned.items():
-    st.page_link("pages/live.py", label=ui.literal(f"Live: {names.get(session.patient_id, 'session')}"), query_params={"session": str(session.id)})
+    st.page_link("pages/live.py", label=f"Live: {ui.literal(names.get(session.patient_id, 'session'))}", query_params={"session": str(session.id)})

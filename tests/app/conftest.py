@@ -82,7 +82,7 @@ def visible_text(markdown: str) -> str:
     import re
 
     rendered = _markdown().render(str(markdown))
-    return html.unescape(re.sub(r"<[^>]+>", "", rendered.replace("<br />\n", "\n"))).strip()
+    return html.unescape(re.sub(r"<[^>]+>", "", rendered.replace("<br />\n", "\n"))).strip(" \n")  # not no-break spaces
 
 
 def html_tags(markdown: str) -> set[str]:
