@@ -3,6 +3,7 @@ formatting."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import replace
 from datetime import date, datetime, timezone
@@ -27,6 +28,14 @@ _FLASH_KEY = "_psya_flash"
 _MARKDOWN_SPECIAL = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
+# Escapes are not enough for the renderer's text-node plugins, which run after escapes are resolved: GitHub-style bare
+# links ("http://…", "www.…", "name@host"), emoji shortcodes (":smile:") and material icons (":material/home:"). An
+# invisible WORD JOINER after each "www", before each (escaped) "@" and after each ":"
+# keeps their patterns from matching. It is zero-width, so the text still reads exactly as typed.
+WORD_JOINER = "\u2060"
+_AUTOLINK_LIKE = re.compile(r"(?i:www)(?=\\\.)|(?=\\@)|\\:")
+
+
 def literal(text: object) -> str:
     """User text (names, notes, record entries, device names, error messages quoting input) as Markdown that renders
     exactly as typed: no links, images, HTML, headings, lists, colours or icons. Use it wherever user text goes into a
@@ -36,7 +45,8 @@ def literal(text: object) -> str:
     for line in str(text).replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         stripped = line.lstrip(" \t")
         indent = "\u00a0" * (len(line) - len(stripped))
-        lines.append(indent + "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in stripped))
+        escaped = "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in stripped)
+        lines.append(indent + _AUTOLINK_LIKE.sub(lambda m: m.group(0) + WORD_JOINER, escaped))
     return "  \n".join(lines)
 
 

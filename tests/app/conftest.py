@@ -81,7 +81,7 @@ def visible_text(markdown: str) -> str:
     import html
     import re
 
-    rendered = _markdown().render(str(markdown))
+    rendered = _markdown().render(str(markdown)).replace("\u2060", "")  # WORD JOINER: zero-width, invisible
     return html.unescape(re.sub(r"<[^>]+>", "", rendered.replace("<br />\n", "\n"))).strip(" \n")  # not no-break spaces
 
 

@@ -16,7 +16,7 @@ from tests.app.conftest import html_tags, log_in, open_page, page_text, visible_
 from tests.app.helpers import consenting_patient, device_session
 
 EVIL = "[x](http://evil) ![t](http://evil/p.png) <img src=x>"
-ALSO_EVIL = "# big :red[alarm] :material/warning: $x^2$ **bold** 1. list"
+ALSO_EVIL = "# big :red[alarm] :material/warning: :smile: $x^2$ **bold** 1. list www.evil.example me@evil.example"
 HARMLESS_TAGS = {"p", "br", "strong", "em", "code"}  # what the app's own wording uses
 
 
@@ -43,6 +43,10 @@ def test_the_helper_renders_markdown_and_html_as_typed():
         assert visible_text(ui.literal(text)).replace("\u00a0", " ") == text.strip("\n")
         assert html_tags(ui.literal(text)) <= {"p", "br"}
     assert html_tags(EVIL) >= {"a", "img"}  # (the check itself sees links and images when they are there)
+    # bare links, emoji and icons are matched by the renderer's plugins after escapes are resolved: a zero-width word
+    # joiner breaks their patterns (tests/e2e/test_login_security.py shows the effect in Chromium)
+    for pattern in ("http://", "www.", "me@", ":smile:", ":material/"):
+        assert pattern not in ui.literal(ALSO_EVIL + " http://x").replace("\\", "")
 
 
 def test_a_patient_named_like_markup_renders_literally_on_every_page(new_app, system_store, store_factory):
