@@ -34,8 +34,20 @@ class Settings:
     ice_servers: list[dict] = field(default_factory=list)  # WebRTC STUN/TURN list; empty works on loopback and LAN
     remote_analysis_fps: float = 4.0
     show_emotions_to_patient: bool = False
+    # Login throttle (growing delays, never a hard lock): MAX_LOGIN_FAILURES wrong passwords in a row cost nothing, then
+    # each attempt waits LOGIN_DELAY_SECONDS, doubling, up to ACCOUNT_DELAY_MAX_SECONDS per username and
+    # LOCKOUT_MINUTES per client address.
     max_login_failures: int = 5
-    lockout_minutes: int = 15
+    login_delay_seconds: float = 2.0
+    account_delay_max_seconds: float = 60.0
+    lockout_minutes: float = 15.0
+    # Login sessions (stored in the database): signed out after SESSION_IDLE_MINUTES without a page run, and
+    # SESSION_MAX_HOURS after logging in whatever happens.
+    session_idle_minutes: float = 120.0
+    session_max_hours: float = 12.0
+    # Behind a reverse proxy: the request header that carries the client's address (e.g. X-Forwarded-For; its last
+    # entry, the one the proxy appended, is used). Empty: the address of the connection itself.
+    client_address_header: str = ""
 
     @property
     def backend(self) -> str:
@@ -69,7 +81,12 @@ class Settings:
             remote_analysis_fps=float(get("REMOTE_ANALYSIS_FPS") or cls.remote_analysis_fps),
             show_emotions_to_patient=(get("SHOW_EMOTIONS_TO_PATIENT") or "false").lower() in ("1", "true", "yes"),
             max_login_failures=int(get("MAX_LOGIN_FAILURES") or cls.max_login_failures),
-            lockout_minutes=int(get("LOCKOUT_MINUTES") or cls.lockout_minutes),
+            login_delay_seconds=float(get("LOGIN_DELAY_SECONDS") or cls.login_delay_seconds),
+            account_delay_max_seconds=float(get("ACCOUNT_DELAY_MAX_SECONDS") or cls.account_delay_max_seconds),
+            lockout_minutes=float(get("LOCKOUT_MINUTES") or cls.lockout_minutes),
+            session_idle_minutes=float(get("SESSION_IDLE_MINUTES") or cls.session_idle_minutes),
+            session_max_hours=float(get("SESSION_MAX_HOURS") or cls.session_max_hours),
+            client_address_header=get("CLIENT_ADDRESS_HEADER") or cls.client_address_header,
         )
 
 

@@ -14,7 +14,7 @@ settings = context.load_settings()
 store = context.open_system_store_or_stop(settings)
 clinician = session_auth.resolve_clinician(store, settings)
 if clinician is not None:
-    clinician = session_auth.sidebar_account(store, clinician)
+    session_auth.sidebar_account(store, settings, clinician)
 
 page = st.navigation(navigation.pages_for(clinician))
 page.run()

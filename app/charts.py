@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 import pandas as pd
@@ -130,7 +131,7 @@ def review_figure(
                 mode="markers",
                 name="notes",
                 marker=dict(symbol="diamond", size=10, color="#444"),
-                text=[n.text for n in annotations],
+                text=[html.escape(n.text) for n in annotations],  # Plotly renders <a>, <b>... in texts
                 hovertemplate="%{text}<extra>note at %{x:.0f} s</extra>",
             ),
             row=1,

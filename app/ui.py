@@ -1,8 +1,11 @@
-"""Small Streamlit pieces every page shares: the decision-support notice, query-parameter ids, formatting."""
+"""Small Streamlit pieces every page shares: the decision-support notice, user text shown literally, query-parameter ids,
+formatting."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from dataclasses import replace
 from datetime import date, datetime, timezone
 
 import streamlit as st
@@ -20,6 +23,36 @@ STATUS_WORDS = {"scheduled": "scheduled", "live": "LIVE", "ended": "ended"}  # w
 
 
 _FLASH_KEY = "_psya_flash"
+# Every ASCII punctuation character can be backslash-escaped in CommonMark, which then shows it literally; that also
+# covers Streamlit's own syntax (":material/x:", ":red[...]", emoji shortcodes, "$math$") and raw HTML ("<img ...>").
+_MARKDOWN_SPECIAL = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+# Escapes are not enough for the renderer's text-node plugins, which run after escapes are resolved: GitHub-style bare
+# links ("http://…", "www.…", "name@host"), emoji shortcodes (":smile:") and material icons (":material/home:"). An
+# invisible WORD JOINER after each "www", before each (escaped) "@" and after each ":"
+# keeps their patterns from matching. It is zero-width, so the text still reads exactly as typed.
+WORD_JOINER = "\u2060"
+_AUTOLINK_LIKE = re.compile(r"(?i:www)(?=\\\.)|(?=\\@)|\\:")
+
+
+def literal(text: object) -> str:
+    """User text (names, notes, record entries, device names, error messages quoting input) as Markdown that renders
+    exactly as typed: no links, images, HTML, headings, lists, colours or icons. Use it wherever user text goes into a
+    Streamlit element that renders Markdown (st.markdown, st.write, titles, headers, captions, alerts, labels, flash).
+    Line breaks are kept; leading spaces become no-break spaces so they cannot start a code block."""
+    lines = []
+    for line in str(text).replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        stripped = line.lstrip(" \t")
+        indent = "\u00a0" * (len(line) - len(stripped))
+        escaped = "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in stripped)
+        lines.append(indent + _AUTOLINK_LIKE.sub(lambda m: m.group(0) + WORD_JOINER, escaped))
+    return "  \n".join(lines)
+
+
+def plain_text(text: object) -> None:
+    """Render user text as a paragraph that shows exactly what was typed (see `literal`)."""
+    st.markdown(literal(text))
 
 
 def flash(message: str) -> None:
@@ -29,7 +62,7 @@ def flash(message: str) -> None:
 
 def show_flash() -> None:
     if message := st.session_state.pop(_FLASH_KEY, None):
-        st.success(message)
+        st.success(literal(message))  # flash messages often quote user text (a patient's or device's name)
 
 
 def disclaimer() -> None:
@@ -68,6 +101,16 @@ def patient_label(patient: Patient) -> str:
     born = f" (born {patient.date_of_birth.isoformat()})" if patient.date_of_birth else ""
     archived = " [archived]" if patient.archived else ""
     return f"{patient.full_name}{born}{archived}"
+
+
+def patient_link_label(patient: Patient) -> str:
+    """`patient_label` for elements that render Markdown (page links, headings): the name shown literally."""
+    return patient_label(replace(patient, full_name=literal(patient.full_name)))
+
+
+def session_link_label(session: Session, patient_name: str | None = None) -> str:
+    """`session_label` for elements that render Markdown: the patient's name shown literally."""
+    return session_label(session, literal(patient_name) if patient_name else None)
 
 
 def session_label(session: Session, patient_name: str | None = None) -> str:

@@ -22,7 +22,7 @@ with st.expander("Register a Pi device", icon=":material/add:", expanded=False):
         except (InvalidInput, StoreError) as error:
             st.error(str(error))
         else:
-            st.success(f"Registered {provisioned.registration.device.name}. Copy its env file now: it is shown only once "
+            st.success(f"Registered {ui.literal(provisioned.registration.device.name)}. Copy its env file now: it is shown only once "
                        "(only a hash of the key is stored).")
             st.code(provisioned.env_text, language="bash")
             st.caption("Save it on the Pi as /etc/psychopathology-assistant/agent.env (mode 0600). These credentials can "
@@ -52,7 +52,7 @@ st.dataframe(
     width="stretch",
 )
 for device_id, session in assigned.items():
-    st.page_link("pages/live.py", label=f"Live: {names.get(session.patient_id, 'session')}", query_params={"session": str(session.id)})
+    st.page_link("pages/live.py", label=f"Live: {ui.literal(names.get(session.patient_id, 'session'))}", query_params={"session": str(session.id)})
 
 active = [d for d in devices if d.revoked_at is None]
 if ctx.is_admin and active:
@@ -65,4 +65,4 @@ if ctx.is_admin and active:
             except StoreError as error:
                 st.error(str(error))
             else:
-                st.success(f"Revoked {chosen}: its credentials no longer work. Register a new device for that Pi.")
+                st.success(f"Revoked {ui.literal(chosen)}: its credentials no longer work. Register a new device for that Pi.")

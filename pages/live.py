@@ -21,7 +21,7 @@ if session_id is None:
         st.stop()
     names = {p.id: p.full_name for p in ctx.store.list_patients(include_archived=True)}
     for session in live:
-        st.page_link("pages/live.py", label=ui.session_label(session, names.get(session.patient_id)), query_params={"session": str(session.id)})
+        st.page_link("pages/live.py", label=ui.session_link_label(session, names.get(session.patient_id)), query_params={"session": str(session.id)})
     st.stop()
 
 try:
@@ -31,7 +31,7 @@ except NotFound:
     st.error("This session does not exist or is not one of yours.")
     st.stop()
 
-st.title(f"{patient.full_name} · {ui.MODE_LABELS[session.mode]}")
+st.title(f"{ui.literal(patient.full_name)} · {ui.MODE_LABELS[session.mode]}")
 ui.show_flash()
 ui.disclaimer()
 

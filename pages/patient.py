@@ -20,7 +20,7 @@ except NotFound:
     st.error("This patient does not exist or is not one of yours.")
     st.stop()
 
-st.title(patient.full_name)
+st.title(ui.literal(patient.full_name))
 ui.show_flash()
 ui.disclaimer()
 facts = st.columns(4)
@@ -29,9 +29,9 @@ facts[1].metric("In treatment since", ui.format_date(patient.in_treatment_since)
 facts[2].metric("Consent", "given" if patient.consent_facial_analysis else "missing")
 facts[3].metric("Status", "archived" if patient.archived else "active")
 if patient.consent_facial_analysis:
-    st.caption(patients.consent_summary(patient))
+    st.caption(ui.literal(patients.consent_summary(patient)))
 else:
-    st.warning(patients.consent_summary(patient))
+    st.warning(ui.literal(patients.consent_summary(patient)))
 
 details_tab, consent_tab, record_tab, sessions_tab, progress_tab = st.tabs(["Details", "Consent", "Medical record", "Sessions", "Progress"])
 

@@ -20,8 +20,8 @@ if not found:
 for patient in found:
     with st.container(border=True):
         name_col, info_col, consent_col = st.columns([3, 4, 2])
-        name_col.page_link("pages/patient.py", label=ui.patient_label(patient), icon=":material/person:", query_params={"id": str(patient.id)})
-        info_col.caption(patient.diagnosis or "no diagnosis recorded")
+        name_col.page_link("pages/patient.py", label=ui.patient_link_label(patient), icon=":material/person:", query_params={"id": str(patient.id)})
+        info_col.caption(ui.literal(patient.diagnosis) if patient.diagnosis else "no diagnosis recorded")
         consent_col.caption("consent: yes" if patient.consent_facial_analysis else "consent: **no**")
 
 with st.expander("New patient", expanded=not found and not search, icon=":material/person_add:"):

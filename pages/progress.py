@@ -26,7 +26,7 @@ except NotFound:
 
 result = progress.patient_progress(ctx.store, patient.id)
 if result.sessions == 0:
-    st.info(f"{patient.full_name} has no session with readings yet.")
+    st.info(f"{ui.literal(patient.full_name)} has no session with readings yet.")
     st.stop()
 
 st.caption(progress.trend_sentence(result))

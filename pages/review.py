@@ -33,8 +33,8 @@ except NotFound:
     st.error("This session does not exist or is not one of yours.")
     st.stop()
 
-st.subheader(ui.session_label(session, patient.full_name))
-st.page_link("pages/patient.py", label=f"Patient: {patient.full_name}", icon=":material/person:", query_params={"id": str(patient.id)})
+st.subheader(ui.session_link_label(session, patient.full_name))
+st.page_link("pages/patient.py", label=f"Patient: {ui.literal(patient.full_name)}", icon=":material/person:", query_params={"id": str(patient.id)})
 
 smooth_col, baseline_col = st.columns(2)
 smoothing = smooth_col.slider("Smoothing window (seconds)", 0, 30, 5, key="smoothing")

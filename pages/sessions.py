@@ -88,11 +88,11 @@ live = ctx.store.list_sessions(status="live")
 if not live:
     st.caption("No live session.")
 for session in live:
-    st.page_link("pages/live.py", label=ui.session_label(session, names.get(session.patient_id)), query_params={"session": str(session.id)})
+    st.page_link("pages/live.py", label=ui.session_link_label(session, names.get(session.patient_id)), query_params={"session": str(session.id)})
 
 st.subheader("Recent sessions")
 ended = ctx.store.list_sessions(status="ended")[:20]
 if not ended:
     st.caption("No finished session yet.")
 for session in ended:
-    st.page_link("pages/review.py", label=ui.session_label(session, names.get(session.patient_id)), query_params={"session": str(session.id)})
+    st.page_link("pages/review.py", label=ui.session_link_label(session, names.get(session.patient_id)), query_params={"session": str(session.id)})

@@ -39,6 +39,19 @@ ActorKind = Literal["system", "clinician", "device", "remote"]
 
 
 @dataclass(frozen=True)
+class LoginThrottle:
+    """Growing delays after failed logins (settings MAX_LOGIN_FAILURES, LOGIN_DELAY_SECONDS, ACCOUNT_DELAY_MAX_SECONDS,
+    LOCKOUT_MINUTES): `free_failures` in a row cost nothing, then each attempt waits `first_delay`, doubling, up to the
+    cap of its key. Counts are forgotten after a correct password or `memory` without attempts."""
+
+    free_failures: int
+    first_delay: timedelta
+    account_max_delay: timedelta
+    address_max_delay: timedelta
+    memory: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
 class Actor:
     kind: ActorKind
     id: uuid.UUID | None = None
@@ -92,8 +105,45 @@ class Store(ABC):
     def list_clinicians(self) -> list[Clinician]: ...
 
     @abstractmethod
-    def record_login_result(self, username: str, success: bool, locked_until: datetime | None = None) -> None:
-        """Success resets the failure counter; failure increments it and may set `locked_until`. Audited."""
+    def record_login_result(self, username: str, success: bool, address: str | None = None) -> None:
+        """Audited. Success also forgets the throttle counts of the account and of `address` (the failure itself was
+        counted by `begin_login_attempt`)."""
+
+    # --- login throttle, login sessions and account care (system actor) ---------------------------------------------
+    @abstractmethod
+    def begin_login_attempt(self, username: str, address: str | None, throttle: "LoginThrottle") -> timedelta:
+        """Atomically in the database: zero when the password may be checked now (the attempt is counted as a failure
+        until `record_login_result(..., True)`), else how long this account or address must still wait (nothing is
+        counted). Unknown usernames are throttled like real ones."""
+
+    @abstractmethod
+    def reset_login_throttle(self, username: str) -> None:
+        """An admin's unlock: forget the account's failure count and delay."""
+
+    @abstractmethod
+    def open_login_session(self, clinician_id: uuid.UUID, token: str, address: str | None = None) -> None:
+        """Store a new login session for `token` (only its hash is kept). PermissionDenied for a deactivated account."""
+
+    @abstractmethod
+    def resume_login_session(self, token: str, idle: timedelta, lifetime: timedelta) -> Clinician | None:
+        """The account `token` signs in (and its idle clock restarts), or None: unknown, ended, idle longer than `idle`,
+        older than `lifetime`, or the account is deactivated."""
+
+    @abstractmethod
+    def end_login_session(self, token: str) -> None:
+        """Logout: the token signs nobody in again, in any app process."""
+
+    @abstractmethod
+    def revoke_login_sessions(self, clinician_id: uuid.UUID, keep_token: str | None = None) -> int:
+        """End every open session of the account except `keep_token`'s. Returns how many were ended."""
+
+    @abstractmethod
+    def set_password_hash(self, clinician_id: uuid.UUID, password_hash: str) -> None:
+        """Replace the account's bcrypt hash. Audited; the caller revokes sessions as the case needs."""
+
+    @abstractmethod
+    def set_clinician_active(self, clinician_id: uuid.UUID, active: bool) -> None:
+        """Deactivate (every session ends, no login works) or reactivate an account. Audited."""
 
     # --- patients and medical records (clinician actor; admins see all) ----------------------------------
     @abstractmethod

@@ -47,7 +47,9 @@ def new_secret() -> str:
 
 def hash_secret(secret: str) -> str:
     """sha256 hex: enough for 256-bit random secrets (no dictionary to attack), and computable in SQL for lookups."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    # surrogatepass: a key or token with a lone surrogate (no real one has any) hashes to something that matches nothing,
+    # instead of raising UnicodeEncodeError out of the store
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def scram_verifier(password: str, iterations: int = SCRAM_ITERATIONS) -> str:

@@ -30,8 +30,9 @@ class Clinician:
     role: Role
     password_hash: str
     failed_logins: int = 0
-    locked_until: datetime | None = None
+    locked_until: datetime | None = None  # while set and in the future, login attempts for this name must wait
     created_at: datetime | None = None
+    active: bool = True  # deactivated accounts cannot log in and their sessions end
 
     @property
     def is_admin(self) -> bool:

@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from fer.labels import LABELS
 from store import validation as check
-from store.api import Actor, Store
+from store.api import Actor, LoginThrottle, Store
 from store.common import (
     PATIENT_FIELDS,
     PATIENT_TEXT_FIELDS,
@@ -59,7 +59,7 @@ from store.models import (
     SessionMode,
 )
 
-CLINICIAN_COLUMNS = "id, username, display_name, role, failed_logins, locked_until, created_at"
+CLINICIAN_COLUMNS = "id, username, display_name, role, failed_logins, locked_until, created_at, active"
 PATIENT_COLUMNS = ("id, clinician_id, full_name, date_of_birth, diagnosis, in_treatment_since, contact, notes, "
                    "consent_facial_analysis, consent_date, consent_scope, archived, created_at")
 RECORD_COLUMNS = "id, patient_id, entry_date, kind, text, author_id, created_at"
@@ -205,20 +205,87 @@ class PostgresStore(Store):
             rows = conn.execute(f"{self._clinician_select()} ORDER BY username").fetchall()
         return [Clinician(**row) for row in rows]
 
-    def record_login_result(self, username: str, success: bool, locked_until: datetime | None = None) -> None:
+    def record_login_result(self, username: str, success: bool, address: str | None = None) -> None:
         require_system(self.actor, "record login results")
         check.text("username", username)
-        if locked_until is not None:
-            check.aware_datetime("locked_until", locked_until)
+        with self._tx() as conn:
+            if success:
+                conn.execute("SELECT public.login_throttle_reset(%s, %s)", (username, _address(address)))
+            row = conn.execute("SELECT id FROM clinicians WHERE username = %s", (username,)).fetchone()
+            self._audit(conn, "login" if success else "login_failed", "clinician", row["id"] if row else username)
+
+    # --- login throttle, login sessions and account care (system actor; see the 20261202020* migrations) ------------
+    def begin_login_attempt(self, username: str, address: str | None, throttle: LoginThrottle) -> timedelta:
+        require_system(self.actor, "throttle logins")
+        check.text("username", username)
         with self._tx() as conn:
             row = conn.execute(
-                "UPDATE clinicians SET "
-                "failed_logins = CASE WHEN %(ok)s THEN 0 ELSE failed_logins + 1 END, "
-                "locked_until = CASE WHEN %(ok)s THEN NULL ELSE coalesce(%(until)s, locked_until) END "
-                "WHERE username = %(username)s RETURNING id",
-                {"ok": success, "until": locked_until, "username": username},
+                "SELECT public.login_attempt_begin(%s, %s, %s, %s, %s, %s, %s) AS wait_s",
+                (username, _address(address), *check.login_throttle(throttle)),
             ).fetchone()
-            self._audit(conn, "login" if success else "login_failed", "clinician", row["id"] if row else username)
+        return timedelta(seconds=row["wait_s"])
+
+    def reset_login_throttle(self, username: str) -> None:
+        require_system(self.actor, "unlock logins")
+        check.text("username", username)
+        with self._tx() as conn:
+            conn.execute("SELECT public.login_throttle_reset(%s, NULL)", (username,))
+            self._audit(conn, "unlock", "clinician", username)
+
+    def open_login_session(self, clinician_id: uuid.UUID, token: str, address: str | None = None) -> None:
+        require_system(self.actor, "open login sessions")
+        check.a_uuid("clinician_id", clinician_id)
+        with self._tx() as conn:
+            row = conn.execute("SELECT public.login_session_open(%s, %s, %s) AS id",
+                               (clinician_id, hash_secret(check.text("token", token)), _address(address))).fetchone()
+            if row["id"] is None:
+                raise PermissionDenied(f"clinician {clinician_id} is deactivated or does not exist")
+
+    def resume_login_session(self, token: str, idle: timedelta, lifetime: timedelta) -> Clinician | None:
+        require_system(self.actor, "resume login sessions")
+        with self._tx() as conn:
+            row = conn.execute(
+                f"SELECT {CLINICIAN_COLUMNS}, password_hash FROM public.login_session_resume(%s, %s, %s)",
+                (hash_secret(check.text("token", token)), *check.session_lifetimes(idle, lifetime)),
+            ).fetchone()
+        return Clinician(**row) if row else None
+
+    def end_login_session(self, token: str) -> None:
+        require_system(self.actor, "end login sessions")
+        with self._tx() as conn:
+            conn.execute("SELECT public.login_session_end(%s)", (hash_secret(check.text("token", token)),))
+
+    def revoke_login_sessions(self, clinician_id: uuid.UUID, keep_token: str | None = None) -> int:
+        require_system(self.actor, "revoke login sessions")
+        check.a_uuid("clinician_id", clinician_id)
+        keep = None if keep_token is None else hash_secret(check.text("token", keep_token))
+        with self._tx() as conn:
+            ended = conn.execute("SELECT public.login_sessions_revoke(%s, %s) AS n", (clinician_id, keep)).fetchone()["n"]
+            self._audit(conn, "revoke_sessions", "clinician", clinician_id)
+        return ended
+
+    def set_password_hash(self, clinician_id: uuid.UUID, password_hash: str) -> None:
+        require_system(self.actor, "change passwords")
+        check.a_uuid("clinician_id", clinician_id)
+        check.text("password_hash", password_hash)
+        with self._tx() as conn:
+            row = conn.execute("UPDATE clinicians SET password_hash = %s WHERE id = %s RETURNING id",
+                               (password_hash, clinician_id)).fetchone()
+            if row is None:
+                raise NotFound(f"clinician {clinician_id}")
+            self._audit(conn, "password_change", "clinician", clinician_id)
+
+    def set_clinician_active(self, clinician_id: uuid.UUID, active: bool) -> None:
+        require_system(self.actor, "deactivate accounts")
+        check.a_uuid("clinician_id", clinician_id)
+        with self._tx() as conn:
+            row = conn.execute("UPDATE clinicians SET active = %s WHERE id = %s RETURNING id",
+                               (bool(active), clinician_id)).fetchone()
+            if row is None:
+                raise NotFound(f"clinician {clinician_id}")
+            if not active:
+                conn.execute("SELECT public.login_sessions_revoke(%s, NULL)", (clinician_id,))
+            self._audit(conn, "activate" if active else "deactivate", "clinician", clinician_id)
 
     # --- patients ---------------------------------------------------------------------------------------------------
     def create_patient(self, patient: NewPatient) -> Patient:
@@ -584,6 +651,10 @@ class PostgresStore(Store):
         return [AuditEvent(**row) for row in rows]
 
 
+def _address(address: str | None) -> str | None:
+    return None if address is None else check.text("client_address", address)
+
+
 def _checked_patient_fields(values: dict[str, object]) -> dict[str, object]:
     checked: dict[str, object] = {}
     for name, value in values.items():
@@ -597,7 +668,7 @@ def _checked_patient_fields(values: dict[str, object]) -> dict[str, object]:
 def _check_token(token: object) -> None:
     from store.errors import InvalidToken
 
-    if not isinstance(token, str) or not 16 <= len(token) <= 200 or "\x00" in token:
+    if not isinstance(token, str) or not 16 <= len(token) <= 200 or "\x00" in token or check.has_lone_surrogate(token):
         raise InvalidToken("the join link is unknown, expired, or its session has ended")
 
 

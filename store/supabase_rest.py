@@ -31,7 +31,7 @@ from postgrest.exceptions import APIError
 
 from fer.labels import LABELS
 from store import validation as check
-from store.api import Actor, Store
+from store.api import Actor, LoginThrottle, Store
 from store.common import (
     PATIENT_FIELDS,
     PATIENT_TEXT_FIELDS,
@@ -72,7 +72,7 @@ from store.models import (
     SessionMode,
 )
 
-CLINICIAN_COLUMNS = "id,username,display_name,role,failed_logins,locked_until,created_at"
+CLINICIAN_COLUMNS = "id,username,display_name,role,failed_logins,locked_until,created_at,active"
 PATIENT_COLUMNS = ("id,clinician_id,full_name,date_of_birth,diagnosis,in_treatment_since,contact,notes,"
                    "consent_facial_analysis,consent_date,consent_scope,archived,created_at")
 RECORD_COLUMNS = "id,patient_id,entry_date,kind,text,author_id,created_at"
@@ -301,20 +301,80 @@ class SupabaseRestStore(Store):
     def list_clinicians(self) -> list[Clinician]:
         return [self._clinician(row) for row in self._execute(self._clinician_query().order("username"))]
 
-    def record_login_result(self, username: str, success: bool, locked_until: datetime | None = None) -> None:
+    def record_login_result(self, username: str, success: bool, address: str | None = None) -> None:
         require_system(self.actor, "record login results")
         check.text("username", username)
-        if locked_until is not None:
-            check.aware_datetime("locked_until", locked_until)
-        rows = self._execute(self._table("clinicians").select("id,failed_logins,locked_until").eq("username", username))
-        if rows:
-            row = rows[0]
-            changes = {"failed_logins": 0, "locked_until": None} if success else {
-                "failed_logins": int(row["failed_logins"]) + 1,
-                "locked_until": iso(locked_until) if locked_until else row["locked_until"],
-            }
-            self._execute(self._table("clinicians").update(changes, returning="minimal").eq("id", row["id"]))
+        if success:
+            self._rpc("login_throttle_reset", {"p_username": username, "p_address": _address(address)})
+        rows = self._execute(self._table("clinicians").select("id").eq("username", username))
         self._audit_row("login" if success else "login_failed", "clinician", rows[0]["id"] if rows else username)
+
+    # --- login throttle, login sessions and account care (system actor; the SQL functions of the 20261202020*
+    # migrations, so both backends decide the same way and atomically) ------------------------------------------------
+    def begin_login_attempt(self, username: str, address: str | None, throttle: LoginThrottle) -> timedelta:
+        require_system(self.actor, "throttle logins")
+        check.text("username", username)
+        free, first, account_max, address_max, memory = check.login_throttle(throttle)
+        wait_s = self._rpc("login_attempt_begin", {
+            "p_username": username, "p_address": _address(address), "p_free_failures": free, "p_first_delay_s": first,
+            "p_account_max_delay_s": account_max, "p_address_max_delay_s": address_max, "p_memory_s": memory})
+        return timedelta(seconds=float(wait_s))
+
+    def reset_login_throttle(self, username: str) -> None:
+        require_system(self.actor, "unlock logins")
+        check.text("username", username)
+        self._rpc("login_throttle_reset", {"p_username": username, "p_address": None})
+        self._audit_row("unlock", "clinician", username)
+
+    def open_login_session(self, clinician_id: uuid.UUID, token: str, address: str | None = None) -> None:
+        require_system(self.actor, "open login sessions")
+        check.a_uuid("clinician_id", clinician_id)
+        opened = self._rpc("login_session_open", {"p_clinician": str(clinician_id),
+                                                  "p_token_hash": hash_secret(check.text("token", token)),
+                                                  "p_address": _address(address)})
+        if not opened:
+            raise PermissionDenied(f"clinician {clinician_id} is deactivated or does not exist")
+
+    def resume_login_session(self, token: str, idle: timedelta, lifetime: timedelta) -> Clinician | None:
+        require_system(self.actor, "resume login sessions")
+        idle_s, lifetime_s = check.session_lifetimes(idle, lifetime)
+        rows = self._rpc("login_session_resume", {"p_token_hash": hash_secret(check.text("token", token)),
+                                                  "p_idle_s": idle_s, "p_lifetime_s": lifetime_s})
+        if not rows:
+            return None
+        known = set(CLINICIAN_COLUMNS.split(",")) | {"password_hash"}
+        return self._clinician({k: v for k, v in rows[0].items() if k in known})
+
+    def end_login_session(self, token: str) -> None:
+        require_system(self.actor, "end login sessions")
+        self._rpc("login_session_end", {"p_token_hash": hash_secret(check.text("token", token))})
+
+    def revoke_login_sessions(self, clinician_id: uuid.UUID, keep_token: str | None = None) -> int:
+        require_system(self.actor, "revoke login sessions")
+        check.a_uuid("clinician_id", clinician_id)
+        keep = None if keep_token is None else hash_secret(check.text("token", keep_token))
+        ended = self._rpc("login_sessions_revoke", {"p_clinician": str(clinician_id), "p_keep_token_hash": keep})
+        self._audit_row("revoke_sessions", "clinician", clinician_id)
+        return int(ended or 0)
+
+    def set_password_hash(self, clinician_id: uuid.UUID, password_hash: str) -> None:
+        require_system(self.actor, "change passwords")
+        check.a_uuid("clinician_id", clinician_id)
+        check.text("password_hash", password_hash)
+        rows = self._execute(self._table("clinicians").update({"password_hash": password_hash}).eq("id", str(clinician_id)))
+        if not rows:
+            raise NotFound(f"clinician {clinician_id}")
+        self._audit_row("password_change", "clinician", clinician_id)
+
+    def set_clinician_active(self, clinician_id: uuid.UUID, active: bool) -> None:
+        require_system(self.actor, "deactivate accounts")
+        check.a_uuid("clinician_id", clinician_id)
+        rows = self._execute(self._table("clinicians").update({"active": bool(active)}).eq("id", str(clinician_id)))
+        if not rows:
+            raise NotFound(f"clinician {clinician_id}")
+        if not active:
+            self._rpc("login_sessions_revoke", {"p_clinician": str(clinician_id), "p_keep_token_hash": None})
+        self._audit_row("activate" if active else "deactivate", "clinician", clinician_id)
 
     # --- patients ---------------------------------------------------------------------------------------------------
     def create_patient(self, patient: NewPatient) -> Patient:
@@ -635,8 +695,12 @@ def _checked_patient_fields(values: dict[str, object]) -> dict[str, object]:
     return checked
 
 
+def _address(address: str | None) -> str | None:
+    return None if address is None else check.text("client_address", address)
+
+
 def _check_token(token: object) -> None:
-    if not isinstance(token, str) or not 16 <= len(token) <= 200 or "\x00" in token:
+    if not isinstance(token, str) or not 16 <= len(token) <= 200 or "\x00" in token or check.has_lone_surrogate(token):
         raise InvalidToken("the join link is unknown, expired, or its session has ended")
 
 

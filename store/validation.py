@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from numbers import Real
 
 from fer.labels import LABELS
+from store.api import LoginThrottle
 from store.errors import InvalidInput
 from store.models import READING_SOURCES, RECORD_KINDS, ROLES, SESSION_MODES, SESSION_STATUSES, Reading
 
@@ -51,6 +52,7 @@ TEXT_LIMITS: dict[str, int] = {
     "audit_entity_id": 200,
     "search": 200,
     "token": 200,
+    "client_address": 100,
 }
 # Fields that may not be empty.
 REQUIRED_TEXT = {"username", "display_name", "password_hash", "full_name", "record_text", "device_name",
@@ -58,17 +60,49 @@ REQUIRED_TEXT = {"username", "display_name", "password_hash", "full_name", "reco
 
 
 def text(field: str, value: object) -> str:
-    """A text value within its limit, with no NUL characters (PostgreSQL text cannot hold them)."""
+    """A text value within its limit, with no NUL characters and no lone surrogates (PostgreSQL text cannot hold either,
+    and a lone surrogate cannot even be encoded for the wire: the driver would fail with its own error)."""
     if not isinstance(value, str):
         raise InvalidInput(f"{field} must be text, got {type(value).__name__}")
     if "\x00" in value:
         raise InvalidInput(f"{field} contains a NUL character")
+    if has_lone_surrogate(value):
+        raise InvalidInput(f"{field} contains an invalid character (a lone UTF-16 surrogate)")
     limit = TEXT_LIMITS[field]
     if len(value) > limit:
         raise InvalidInput(f"{field} is {len(value)} characters long; the limit is {limit}")
     if field in REQUIRED_TEXT and not value.strip():
         raise InvalidInput(f"{field} must not be empty")
     return value
+
+
+def has_lone_surrogate(value: str) -> bool:
+    """True when `value` holds a code point U+D800..U+DFFF (e.g. "\\ud800" from a broken JSON client), which no UTF-8
+    text can carry."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def login_throttle(throttle: object) -> tuple[int, float, float, float, float]:
+    """A store.api.LoginThrottle as the numbers public.login_attempt_begin takes (free failures, then seconds)."""
+    if not isinstance(throttle, LoginThrottle):
+        raise InvalidInput(f"expected a store.api.LoginThrottle, got {type(throttle).__name__}")
+    if isinstance(throttle.free_failures, bool) or not isinstance(throttle.free_failures, int) or throttle.free_failures < 0:
+        raise InvalidInput(f"free_failures must be a non-negative integer, got {throttle.free_failures!r}")
+    spans = (throttle.first_delay, throttle.account_max_delay, throttle.address_max_delay, throttle.memory)
+    if not all(isinstance(span, timedelta) and span >= timedelta(0) for span in spans):
+        raise InvalidInput("login delays must be non-negative timedeltas")
+    return (throttle.free_failures, *(span.total_seconds() for span in spans))  # type: ignore[return-value]
+
+
+def session_lifetimes(idle: object, lifetime: object) -> tuple[float, float]:
+    """Idle and absolute login-session lifetimes, in seconds."""
+    if not all(isinstance(span, timedelta) and span > timedelta(0) for span in (idle, lifetime)):
+        raise InvalidInput("session lifetimes must be positive timedeltas")
+    return idle.total_seconds(), lifetime.total_seconds()  # type: ignore[union-attr]
 
 
 def choice(field: str, value: object, allowed: Iterable[str]) -> str:

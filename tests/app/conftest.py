@@ -75,15 +75,40 @@ def open_page(at: AppTest, page: str, **query: str) -> AppTest:
     return at.switch_page(page).run()
 
 
+def visible_text(markdown: str) -> str:
+    """What a reader sees of a Markdown string (CommonMark, as Streamlit's renderer reads it): escapes resolved, markup
+    gone. `html_tags` in the same module tells whether it would have produced links, images or raw HTML."""
+    import html
+    import re
+
+    rendered = _markdown().render(str(markdown)).replace("\u2060", "")  # WORD JOINER: zero-width, invisible
+    return html.unescape(re.sub(r"<[^>]+>", "", rendered.replace("<br />\n", "\n"))).strip(" \n")  # not no-break spaces
+
+
+def html_tags(markdown: str) -> set[str]:
+    """The HTML tags a Markdown string renders to, e.g. {"p"} for plain text, {"p", "a"} when it holds a link."""
+    import re
+
+    return set(re.findall(r"<([a-z0-9]+)[\s/>]", _markdown().render(str(markdown))))
+
+
+def _markdown():
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+
 def page_text(at: AppTest) -> str:
-    """Every text-like element of the rendered page, for "does the page say X" checks."""
+    """Every text-like element of the rendered page as the reader sees it (Markdown rendered), for "does the page say X"
+    checks."""
     kinds = ("title", "header", "subheader", "markdown", "caption", "error", "warning", "info", "success", "code", "text", "metric")
     parts: list[str] = []
     for kind in kinds:
         for element in getattr(at, kind):
             value = getattr(element, "value", "")
             label = getattr(element, "label", "")
-            parts.append(f"{label} {value}".strip())
+            shown = f"{label} {value}".strip()
+            parts.append(shown if kind in ("code", "text") else visible_text(shown))  # st.code / st.text are literal
     return "\n".join(parts)
 
 

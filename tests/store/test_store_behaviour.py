@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from fer.labels import LABELS
-from store.api import Actor
+from store.api import Actor, LoginThrottle
 from store.errors import InvalidInput, InvalidToken, NotFound, PermissionDenied, SessionNotLive
 from store.models import NewPatient, Reading
 from tests.store.conftest import HAPPY, SAD, readings_for
@@ -58,17 +58,23 @@ def test_clinicians_never_see_password_hashes_and_see_only_themselves(world):
     assert [c.id for c in store.list_clinicians()] == [clinician.id]
 
 
-def test_login_failures_count_up_lock_and_success_resets(world):
+def test_login_attempts_are_counted_before_the_check_delayed_after_the_free_ones_and_success_resets(world):
     clinician, _ = world.clinician()
-    until = datetime.now(timezone.utc) + timedelta(minutes=15)
-    world.system.record_login_result(clinician.username, False)
-    world.system.record_login_result(clinician.username, False, locked_until=until)
-    locked = world.system.get_clinician_by_username(clinician.username)
-    assert locked.failed_logins == 2
-    assert abs((locked.locked_until - until).total_seconds()) < 0.001
+    throttle = LoginThrottle(free_failures=2, first_delay=timedelta(minutes=5), account_max_delay=timedelta(minutes=5),
+                             address_max_delay=timedelta(minutes=5))
+    assert world.system.begin_login_attempt(clinician.username, None, throttle) == timedelta(0)
+    assert world.system.begin_login_attempt(clinician.username, None, throttle) == timedelta(0)
+    assert world.system.get_clinician_by_username(clinician.username).failed_logins == 2
+    assert world.system.begin_login_attempt(clinician.username, None, throttle) == timedelta(0)  # starts the delay
+    delayed = world.system.get_clinician_by_username(clinician.username)
+    assert delayed.failed_logins == 3 and delayed.locked_until > datetime.now(timezone.utc) + timedelta(minutes=4)
+    wait = world.system.begin_login_attempt(clinician.username, None, throttle)
+    assert timedelta(minutes=4) < wait <= timedelta(minutes=5)
+    assert world.system.get_clinician_by_username(clinician.username).failed_logins == 3  # a refused try is not counted
     world.system.record_login_result(clinician.username, True)
     reset = world.system.get_clinician_by_username(clinician.username)
     assert reset.failed_logins == 0 and reset.locked_until is None
+    assert world.system.begin_login_attempt(clinician.username, None, throttle) == timedelta(0)
 
 
 def test_login_results_are_audited_even_for_unknown_usernames(world):
