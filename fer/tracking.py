@@ -102,6 +102,11 @@ class FaceTracker:
     CUT_THRESHOLD = 28.0  # mean grey change (0..255) of the thumbnail outside the face that counts as a cut
     SAME_PERSON = 0.62  # Appearance.similarity above which a face after a cut or loss is the patient
     APPEARANCE_EVERY = 5  # refresh the patient's appearance every this many tracked frames (it costs ~0.2 ms)
+    # While the patient is away: a whole-frame detection that found no patient is reused as long as no thumbnail cell
+    # outside the faces it rejected changed by more than this (grey levels): an empty room or another person sitting
+    # still costs no detection, someone walking in does. Each thumbnail cell averages ~20x15 pixels, so sensor noise
+    # stays far below it.
+    STILL_THRESHOLD = 12.0
 
     def __init__(self, detector: FaceDetector, local: BlazeFaceShortDetector | None = None, *,
                  redetect_every: int = 15, forget_after_s: float = 10.0, color: ColorOrder = "bgr") -> None:
@@ -126,7 +131,7 @@ class FaceTracker:
         self._cut_since_seen = False
         self._thumb: np.ndarray | None = None
         self._faces_in_view = 0
-        self._clock = 0.0
+        self._idle: tuple[np.ndarray, list[FaceBox]] | None = None  # (thumbnail, rejected faces) of a fruitless search
 
     @property
     def identity(self) -> int | None:
@@ -149,6 +154,14 @@ class FaceTracker:
             if found is not None:
                 method = "track"
                 self._since_full += 1
+        waiting_to_forget = self._idle is not None and bool(self._idle[1]) and self._forgotten(now)
+        if found is None and self._box is None and not cut and not waiting_to_forget and self._nothing_moved(frame):
+            self._since_full += 1
+            thumb = self._thumbnail(frame)
+            self._thumb = thumb
+            rejected = len(self._idle[1]) if self._idle else 0
+            return TrackStep(None, None, "none", self._faces_in_view, rejected, cut, 0.0,
+                             (time.perf_counter() - started) * 1000)
         if found is None:
             full_started = time.perf_counter()
             faces = self.detector.detect(frame, color=self.color)
@@ -158,6 +171,7 @@ class FaceTracker:
             found = self._choose(frame, faces, now)
             others = len(faces) - (found is not None)
             method = "full" if found is not None else "none"
+            self._idle = None if found is not None else (self._thumbnail(frame), faces)
         if found is not None:
             self._accept(frame, found, now, fresh=method == "full")
         else:
@@ -208,6 +222,24 @@ class FaceTracker:
             # Slow blend: expressions change the face; the patient's model should follow lighting, not one frame.
             self._appearance = current if self._appearance is None else self._appearance.blend(current, 0.2)
             self._since_appearance = 0
+
+    def _nothing_moved(self, frame: np.ndarray) -> bool:
+        """Whether the last fruitless whole-frame detection still holds: nothing changed outside the faces it saw, and
+        it is less than `redetect_every` frames old."""
+        if self._idle is None or self._since_full + 1 >= self.redetect_every:
+            return False
+        idle_thumb, rejected = self._idle
+        thumb = self._thumbnail(frame)
+        if thumb.shape != idle_thumb.shape:
+            return False
+        change = np.abs(thumb - idle_thumb)
+        height, width = frame.shape[:2]
+        sx, sy = THUMB_SIZE[0] / width, THUMB_SIZE[1] / height
+        for box in rejected:  # a rejected face may talk and sway: only a change elsewhere calls for a new search
+            pad_x, pad_y = box.w / 2, box.h / 2
+            change[max(0, int((box.y - pad_y) * sy)) : int(np.ceil((box.y + box.h + pad_y) * sy)),
+                   max(0, int((box.x - pad_x) * sx)) : int(np.ceil((box.x + box.w + pad_x) * sx))] = 0
+        return float(change.max()) <= self.STILL_THRESHOLD
 
     def _thumbnail(self, frame: np.ndarray) -> np.ndarray:
         small = cv2.resize(frame, THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
