@@ -242,7 +242,8 @@ class FaceTracker:
         return float(change.max()) <= self.STILL_THRESHOLD
 
     def _thumbnail(self, frame: np.ndarray) -> np.ndarray:
-        small = cv2.resize(frame, THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+        step = max(1, min(frame.shape[0] // (4 * THUMB_SIZE[1]), frame.shape[1] // (4 * THUMB_SIZE[0])))
+        small = cv2.resize(frame[::step, ::step], THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
         return small.mean(axis=2) if small.ndim == 3 else small
 
     def _check_cut(self, frame: np.ndarray) -> bool:
