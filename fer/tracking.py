@@ -142,7 +142,8 @@ class FaceTracker:
         frame = check_frame(frame)
         now = time.monotonic() if t is None else float(t)
         started = time.perf_counter()
-        cut = self._check_cut(frame)
+        thumb = self._thumbnail(frame)
+        cut = self._check_cut(frame, thumb)
         if cut:
             self._cut_since_seen = True
         found: FaceBox | None = None
@@ -155,9 +156,8 @@ class FaceTracker:
                 method = "track"
                 self._since_full += 1
         waiting_to_forget = self._idle is not None and bool(self._idle[1]) and self._forgotten(now)
-        if found is None and self._box is None and not cut and not waiting_to_forget and self._nothing_moved(frame):
+        if found is None and self._box is None and not cut and not waiting_to_forget and self._nothing_moved(frame, thumb):
             self._since_full += 1
-            thumb = self._thumbnail(frame)
             self._thumb = thumb
             rejected = len(self._idle[1]) if self._idle else 0
             return TrackStep(None, None, "none", self._faces_in_view, rejected, cut, 0.0,
@@ -171,12 +171,12 @@ class FaceTracker:
             found = self._choose(frame, faces, now)
             others = len(faces) - (found is not None)
             method = "full" if found is not None else "none"
-            self._idle = None if found is not None else (self._thumbnail(frame), faces)
+            self._idle = None if found is not None else (thumb, faces)
         if found is not None:
             self._accept(frame, found, now, fresh=method == "full")
         else:
             self._box = None
-        self._thumb = self._thumbnail(frame)
+        self._thumb = thumb
         track_ms = (time.perf_counter() - started) * 1000 - detect_ms
         return TrackStep(found, self.identity if found is not None else None, method, self._faces_in_view, others, cut,
                          detect_ms, track_ms)
@@ -223,13 +223,12 @@ class FaceTracker:
             self._appearance = current if self._appearance is None else self._appearance.blend(current, 0.2)
             self._since_appearance = 0
 
-    def _nothing_moved(self, frame: np.ndarray) -> bool:
+    def _nothing_moved(self, frame: np.ndarray, thumb: np.ndarray) -> bool:
         """Whether the last fruitless whole-frame detection still holds: nothing changed outside the faces it saw, and
         it is less than `redetect_every` frames old."""
         if self._idle is None or self._since_full + 1 >= self.redetect_every:
             return False
         idle_thumb, rejected = self._idle
-        thumb = self._thumbnail(frame)
         if thumb.shape != idle_thumb.shape:
             return False
         change = np.abs(thumb - idle_thumb)
@@ -246,12 +245,11 @@ class FaceTracker:
         small = cv2.resize(frame[::step, ::step], THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
         return small.mean(axis=2) if small.ndim == 3 else small
 
-    def _check_cut(self, frame: np.ndarray) -> bool:
+    def _check_cut(self, frame: np.ndarray, thumb: np.ndarray) -> bool:
         """A cut: the picture outside the patient's face changed at once. Only checked while the patient is in view
         or just lost; a person moving in a static room changes a small part of the thumbnail."""
         if self._thumb is None:
             return False
-        thumb = self._thumbnail(frame)
         if thumb.shape != self._thumb.shape:
             return True
         change = np.abs(thumb - self._thumb)

@@ -161,6 +161,14 @@ class VideoPipeline:
     def reset(self) -> None:
         self.tracker.reset()
 
+    def _face_crop(self, frame: np.ndarray, box: FaceBox) -> np.ndarray:
+        """`fer.face_crops` of one box, converting only the face's neighbourhood to grey (not the whole frame)."""
+        height, width = frame.shape[:2]
+        x0, y0 = max(0, box.x - box.w // 16 - 1), max(0, box.y - 1)
+        x1, y1 = min(width, box.x + box.w + box.w // 16 + 2), min(height, box.y + box.h + box.h // 8 + 2)
+        local = FaceBox(box.x - x0, box.y - y0, box.w, box.h, box.score)
+        return face_crops(frame[y0:y1, x0:x1], [local], self.classifier.input_size, self.color)
+
     def process(self, frame: np.ndarray, t: float | None = None, frame_index: int | None = None,
                 decode_ms: float = 0.0) -> FrameReading:
         started = time.perf_counter()
@@ -174,7 +182,7 @@ class VideoPipeline:
         face = None
         if step.box is not None:
             classify_started = time.perf_counter()
-            probabilities = self.classifier.predict(face_crops(small, [step.box], self.classifier.input_size, self.color))[0]
+            probabilities = self.classifier.predict(self._face_crop(small, step.box))[0]
             classify_ms = (time.perf_counter() - classify_started) * 1000
             box = step.box
             face = PatientFace(tuple(int(round(v * scale)) for v in box.as_tuple()),  # type: ignore[arg-type]
