@@ -233,6 +233,7 @@ class VideoAnalysis:
     fingerprint: str = ""
     stopped: bool = False  # `should_stop` ended it early (not the file)
     stage_ms: dict[str, float] = field(default_factory=dict)  # summed StageTimes over analysed frames
+    stage_frames: dict[str, int] = field(default_factory=dict)  # analysed frames in which each stage ran
 
     @property
     def duration_s(self) -> float:
@@ -375,6 +376,7 @@ def analyze_video(
         pipeline.reset()
         reader = FrameReader(capture, video_fps, fps)
         sums = {"decode_ms": 0.0, "detect_ms": 0.0, "track_ms": 0.0, "classify_ms": 0.0, "other_ms": 0.0}
+        ran = dict.fromkeys(sums, 0)
         for decoded in reader:
             if should_stop is not None and should_stop():
                 result.stopped = True
@@ -383,7 +385,9 @@ def analyze_video(
             reading = pipeline.process(decoded.image, decoded.t, decoded.index, decoded.decode_ms)
             result.frames_analysed += 1
             for key in sums:
-                sums[key] += getattr(reading.times, key)
+                spent = getattr(reading.times, key)
+                sums[key] += spent
+                ran[key] += spent > 0
             if reading.face is not None:
                 face = reading.face
                 result.rows.append(VideoFaceRow(decoded.t, decoded.index, face.probabilities, face.dominant, face.box,
@@ -391,7 +395,7 @@ def analyze_video(
             if on_progress is not None:
                 on_progress(reader.frames_read, total)
         result.frames_read = reader.frames_read
-        result.stage_ms = sums
+        result.stage_ms, result.stage_frames = sums, ran
         if result.frames_read == 0:
             raise VideoError(f"cannot read {name}: this file is not a video (no frame decodes)")
         if not result.complete and not allow_incomplete:
