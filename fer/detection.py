@@ -276,11 +276,16 @@ class BlazeFaceDetector(FaceDetector):
         # conversion and area resize (that cost more than the 128x128 inference itself); 1.5-3x the input is left
         # for the area resize to smooth.
         step = max(1, int(max(x1 - x0, y1 - y0) // (1.5 * self.INPUT_SIZE)))
-        rgb = to_rgb(np.ascontiguousarray(frame[y0:y1:step, x0:x1:step]), color)
+        crop = frame[y0:y1, x0:x1]
+        if step > 1:  # nearest-neighbour decimation reads the frame's rows in place (a strided NumPy copy is slower)
+            crop = cv2.resize(crop, ((x1 - x0) // step, (y1 - y0) // step), interpolation=cv2.INTER_NEAREST)
+        rgb = to_rgb(crop, color)
         rows = self._detect_region(rgb, (0, 0, rgb.shape[1], rgb.shape[0]),
                                    self.score_threshold if threshold is None else threshold)
-        rows[:, :4] *= step
-        rows[:, 5:] *= step
+        rows[:, [0, 2]] *= (x1 - x0) / rgb.shape[1]
+        rows[:, [1, 3]] *= (y1 - y0) / rgb.shape[0]
+        rows[:, 5::2] *= (x1 - x0) / rgb.shape[1]
+        rows[:, 6::2] *= (y1 - y0) / rgb.shape[0]
         rows[:, [0, 2]] += x0
         rows[:, [1, 3]] += y0
         rows[:, 5::2] += x0
