@@ -192,6 +192,9 @@ def _analyze(args: argparse.Namespace, config: AgentConfig) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     pipeline.frame_width = config.frame_width
+    if args.all_faces:
+        print("note: --all-faces applies to `run`; analyze follows the patient (one row per frame with their face)",
+              file=sys.stderr)
     bar = None
     progress = None
     if not args.no_progress:
