@@ -273,9 +273,9 @@ class BlazeFaceDetector(FaceDetector):
         if x1 - x0 < 8 or y1 - y0 < 8:
             return []
         # Every `step`-th pixel first: a face square several times the input's side needs no full-resolution colour
-        # conversion and area resize (that cost more than the 128x128 inference itself); 1.5-3x the input is left
+        # conversion and area resize (that cost more than the 128x128 inference itself); 1-2x the input is left
         # for the area resize to smooth.
-        step = max(1, int(max(x1 - x0, y1 - y0) // (1.5 * self.INPUT_SIZE)))
+        step = max(1, max(x1 - x0, y1 - y0) // self.INPUT_SIZE)
         crop = frame[y0:y1, x0:x1]
         if step > 1:  # nearest-neighbour decimation reads the frame's rows in place (a strided NumPy copy is slower)
             crop = cv2.resize(crop, ((x1 - x0) // step, (y1 - y0) // step), interpolation=cv2.INTER_NEAREST)
