@@ -535,11 +535,14 @@ class RemoteAnalyzer:
 
 
 def make_analyze(settings: Settings) -> AnalyzeFn:
-    """`fer.analyze` with the configured model (`settings.model_path`, else the shipped one) and BlazeFace.
+    """The `fer` video pipeline (`fer.VideoPipeline`: BlazeFace, face tracker) with the configured model
+    (`settings.model_path`, else the shipped one): returns the patient's face only (an empty list when they are not in
+    view), so a second face in the room or behind the patient is never scored as them.
 
-    One classifier and detector per analysis thread: each holds a lock around its interpreter, so sharing one pair would
-    serialise every patient through a single core; the process-wide gate (about one analysis per core) bounds the total.
-    The model is loaded here once to fail early with fer's message (e.g. ModelNotFoundError naming the export command).
+    One pipeline per analysis thread, which is one patient's stream: the tracker follows that patient, and each model
+    holds a lock around its interpreter, so sharing would serialise every patient through a single core; the
+    process-wide gate (about one analysis per core) bounds the total. The model is loaded here once to fail early with
+    fer's message (e.g. ModelNotFoundError naming the export command).
     """
     import fer
 
@@ -547,10 +550,9 @@ def make_analyze(settings: Settings) -> AnalyzeFn:
     local = threading.local()
 
     def analyze(frame: np.ndarray) -> Sequence[FaceResultLike]:
-        if not hasattr(local, "classifier"):
-            local.classifier = fer.EmotionClassifier.load(settings.model_path)
-            local.detector = fer.BlazeFaceDetector()
-        return fer.analyze(frame, classifier=local.classifier, detector=local.detector, color="bgr")
+        if not hasattr(local, "pipeline"):
+            local.pipeline = fer.VideoPipeline.load(settings.model_path)
+        return local.pipeline.process(frame).faces  # type: ignore[return-value]
 
     return analyze
 

@@ -4,8 +4,11 @@ stopping, and reading a whole session back for review."""
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -146,6 +149,11 @@ def assigned_sessions(sessions: list[Session]) -> dict[uuid.UUID, Session]:
 
 
 # --- recorded video -------------------------------------------------------------------------------------------------------
+# Uploads wait in this private folder while they are analysed, named with the serving process's id, and are deleted
+# right after. A process that crashed mid-analysis leaves its file behind: the next process to start removes every
+# upload whose process is gone (a video of a patient must not linger on the server).
+UPLOAD_DIR = Path(tempfile.gettempdir()) / "psya-video-uploads"
+UPLOAD_PREFIX = "upload-"
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,58 @@ class VideoImport:
 ProgressFn = Callable[[float, str], None]  # (fraction done 0..1, message)
 
 
+def upload_folder() -> Path:
+    UPLOAD_DIR.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(UPLOAD_DIR, 0o700)
+    return UPLOAD_DIR
+
+
+def remove_stale_uploads(folder: Path | None = None) -> int:
+    """Delete uploads left by processes that no longer run; returns how many were removed."""
+    folder = folder or UPLOAD_DIR
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in folder.glob(f"{UPLOAD_PREFIX}*"):
+        try:
+            pid = int(path.name[len(UPLOAD_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            pid = -1
+        if pid == os.getpid() or (pid > 0 and _process_alive(pid)):
+            continue
+        try:
+            path.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def saved_upload(data: bytes | memoryview, filename: str) -> Iterator[Path]:
+    """The uploaded bytes as a private temporary file (kept only while the block runs)."""
+    suffix = Path(filename).suffix.lower()
+    suffix = suffix if suffix.isascii() and suffix[1:].isalnum() and len(suffix) <= 6 else ".video"
+    path = upload_folder() / f"{UPLOAD_PREFIX}{os.getpid()}-{uuid.uuid4().hex}{suffix}"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def import_video(
     store: Store,
     patient: Patient,
@@ -166,11 +226,13 @@ def import_video(
     analyzer: object,
     fps: float = 4.0,
     on_progress: ProgressFn | None = None,
+    display_name: str | None = None,
 ) -> VideoImport:
-    """Analyse a recorded session video with the same code as `python -m pi_agent analyze`, then store the readings in
-    a new recorded_video session (ended when done). The video is analysed before the session is created, so an
-    unreadable file leaves nothing behind; the caller deletes the file afterwards (no video is kept)."""
-    from pi_agent.video import analyze_video, readings_for_session
+    """Analyse a recorded session video with the same pipeline as `python -m pi_agent analyze` (`fer.video`), then
+    store the readings in a new recorded_video session (ended when done). The video is analysed before the session is
+    created, so an unreadable or cut-short file leaves nothing behind (fer.VideoError, whose message names the file as
+    `display_name`, never the server's temp path); the caller deletes the file afterwards (no video is kept)."""
+    from fer.video import analyze_video
 
     require_consent(patient)
 
@@ -179,10 +241,11 @@ def import_video(
             fraction = min(done / total, 1.0) if total else 0.0
             on_progress(fraction * 0.9, f"Analysed {done}/{total or '?'} frames")
 
-    analysis = analyze_video(video_path, analyzer, fps=fps, on_progress=progress)
+    analysis = analyze_video(video_path, analyzer, fps=fps, on_progress=progress,  # type: ignore[arg-type]
+                             display_name=display_name or "the video")
     session = store.start_session(patient.id, "recorded_video")
     start = session.started_at or datetime.now(timezone.utc)
-    readings = readings_for_session(analysis, session.id, start)
+    readings = video_readings(analysis, session.id, start)
     inserted = 0
     try:
         for first in range(0, len(readings), 500):
@@ -195,9 +258,25 @@ def import_video(
     return VideoImport(session, inserted, analysis.frames_read, analysis.duration_s)
 
 
-def default_video_analyzer(settings: Settings) -> object:
-    """The agent's frame analyser on the configured model (`pi_agent.vision`). Raises VisionError/ModelNotFoundError with
-    a message that says what to do."""
-    from pi_agent.vision import FrameAnalyzer, load_fer_analyze
+def video_readings(analysis, session_id: uuid.UUID, video_started_at: datetime) -> list[Reading]:
+    """The analysis rows as readings (source "video"), stamped `video_started_at + t`, ids stable across re-runs
+    (the same rule as `python -m pi_agent analyze --session`)."""
+    from fer.video import reading_id
 
-    return FrameAnalyzer(load_fer_analyze(settings.model_path))
+    return [
+        Reading(id=reading_id(session_id, analysis, n), session_id=session_id,
+                captured_at=video_started_at + timedelta(seconds=row.t), probabilities=row.probabilities,
+                source="video", box=row.box, faces=row.faces_in_frame)
+        for n, row in enumerate(analysis.rows)
+    ]
+
+
+def default_video_analyzer(settings: Settings) -> object:
+    """The `fer` video pipeline on the configured model. Raises fer's ModelNotFoundError/InvalidModelError with a message
+    that says what to do."""
+    import fer
+
+    return fer.VideoPipeline.load(settings.model_path)
+
+
+remove_stale_uploads()  # once per process, at start

@@ -169,6 +169,7 @@ def detection_notes(images: np.ndarray) -> list[str]:
             found, faces, false = counts[name]
             parts[name].append(f"{size_name} {statistics.median(times[name]):.1f} ms, found {found}/{faces}, false {false}")
     notes = [f"detection {name}: " + "; ".join(parts[name]) for name in detectors]
+    notes.append(tracking_note(images))
     if PHOTOS_DIR.is_dir():
         for name, detector in detectors.items():
             counts_per_photo = [len(detector.detect(cv2.imread(str(PHOTOS_DIR / n)))) for n in PHOTO_NAMES
@@ -177,6 +178,31 @@ def detection_notes(images: np.ndarray) -> list[str]:
                          f"{sum(c == 1 for c in counts_per_photo)}/{len(counts_per_photo)} "
                          f"(faces reported per photo: {counts_per_photo})")
     return notes
+
+
+def tracking_note(images: np.ndarray) -> str:
+    """What the video tracker (fer.tracking) pays per followed frame instead of a whole-frame detection: the 128x128
+    short-range BlazeFace on a square of twice the face's side, against the back model on the whole 640x480 frame."""
+    from fer import BlazeFaceShortDetector
+
+    full, short = BlazeFaceDetector(), BlazeFaceShortDetector()
+    rng = np.random.default_rng(2)
+    full_ms, track_ms, found = [], [], 0
+    for _ in range(SCENES_PER_SIZE):
+        scene = compose_scene([images[int(rng.integers(len(images)))]], FRAME_SIZES["640x480"], rng)
+        boxes: list = []
+        full_ms.append(timed(lambda: boxes.extend(full.detect(scene.frame))))
+        if not boxes:
+            continue
+        box = boxes[0]
+        side = 2 * box.w
+        region = (int(box.center[0] - side / 2), int(box.center[1] - side / 2), side, side)
+        near: list = []
+        track_ms.append(timed(lambda: near.extend(short.detect_region(scene.frame, region))))
+        found += bool(near)
+    return (f"tracking step (short-range BlazeFace 128x128 on 2x the face box) {statistics.median(track_ms or [0]):.1f} ms "
+            f"vs whole-frame BlazeFace {statistics.median(full_ms):.1f} ms at 640x480 (median); it found the face again "
+            f"in {found}/{len(track_ms)} scenes")
 
 
 def timed(call: Callable[[], object]) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,9 @@ from fer.runtime import default_runtime
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 BLAZEFACE_MODEL_PATH = MODELS_DIR / "blazeface_back.tflite"
+BLAZEFACE_SHORT_MODEL_PATH = MODELS_DIR / "blazeface_short.tflite"
+# BlazeFace's six keypoints, in the model's order (MediaPipe face_detection): the subject's right eye first.
+KEYPOINT_NAMES: tuple[str, ...] = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear")
 HAAR_CASCADE_PATH = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
 
 
@@ -40,6 +43,8 @@ class FaceBox:
     w: int
     h: int
     score: float = 1.0
+    # BlazeFace's six (x, y) keypoints in frame pixels (KEYPOINT_NAMES order); None from Haar. Not part of equality.
+    keypoints: tuple[tuple[float, float], ...] | None = field(default=None, compare=False, repr=False)
 
     def __iter__(self) -> Iterator[int]:  # `x, y, w, h = box` as with OpenCV's tuples
         return iter((self.x, self.y, self.w, self.h))
@@ -210,7 +215,8 @@ class BlazeFaceDetector(FaceDetector):
         return regions
 
     def _detect_region(self, frame: np.ndarray, region: tuple[int, int, int, int], threshold: float) -> np.ndarray:
-        """Rows (x0, y0, x1, y1, score) in frame pixels for one region, letterboxed into the model's input."""
+        """Rows (x0, y0, x1, y1, score, 6 keypoints as x, y) in frame pixels for one region, letterboxed into the
+        model's input."""
         dx, dy, region_w, region_h = region
         rgb = frame[dy:dy + region_h, dx:dx + region_w]
         size = self.INPUT_SIZE
@@ -229,26 +235,77 @@ class BlazeFaceDetector(FaceDetector):
         scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores, -80, 80)))
         keep = scores >= threshold
         if not keep.any():
-            return np.zeros((0, 5), dtype=np.float32)
+            return np.zeros((0, ROW_WIDTH), dtype=np.float32)
         raw, anchors = raw_boxes[keep, :4] / size, self.anchors[keep]
         cx, cy = raw[:, 0] + anchors[:, 0], raw[:, 1] + anchors[:, 1]
         half_w, half_h = raw[:, 2] / 2, raw[:, 3] / 2
         # Model coordinates (0..1 of the letterboxed square) -> region pixels -> frame pixels.
         to_x = lambda v: (v * size - pad_x) / scale + dx  # noqa: E731
         to_y = lambda v: (v * size - pad_y) / scale + dy  # noqa: E731
+        points = raw_boxes[keep, 4:16] / size
+        keypoints = [to_x(points[:, 2 * k] + anchors[:, 0]) if axis == 0 else to_y(points[:, 2 * k + 1] + anchors[:, 1])
+                     for k in range(len(KEYPOINT_NAMES)) for axis in (0, 1)]
         rows = np.stack([to_x(cx - half_w), to_y(cy - half_h), to_x(cx + half_w), to_y(cy + half_h),
-                         scores[keep]], axis=1).astype(np.float32)
+                         scores[keep], *keypoints], axis=1).astype(np.float32)
         rows = rows[~_touches_inner_edge(rows, region, frame.shape[1], frame.shape[0])]
         if region[2] < frame.shape[1] and region[3] < frame.shape[0]:  # a grid tile (not the frame, not a strip)
             rows = rows[np.maximum(rows[:, 2] - rows[:, 0], rows[:, 3] - rows[:, 1]) <= self.FINE_MAX_FACE * region[2]]
         return rows
 
     def _to_face_box(self, row: np.ndarray) -> FaceBox:
-        x0, y0, x1, y1, score = (float(v) for v in row)
+        x0, y0, x1, y1, score = (float(v) for v in row[:5])
         side = max(x1 - x0, y1 - y0)
         new_side = side * self.BOX_SCALE
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - self.BOX_SHIFT_UP * side
-        return FaceBox(round(cx - new_side / 2), round(cy - new_side / 2), round(new_side), round(new_side), score)
+        points = tuple((float(row[5 + 2 * k]), float(row[6 + 2 * k])) for k in range(len(KEYPOINT_NAMES)))
+        return FaceBox(round(cx - new_side / 2), round(cy - new_side / 2), round(new_side), round(new_side), score,
+                       points if len(row) >= ROW_WIDTH else None)
+
+    def detect_region(self, frame: np.ndarray, region: tuple[int, int, int, int], *, color: ColorOrder | None = None,
+                      threshold: float | None = None) -> list[FaceBox]:
+        """Faces inside one region (x, y, w, h) of `frame` only, in frame pixels, best score first: the tracker's
+        cheap search around the last box. Only the region is converted and scaled; no tiles, no size filter."""
+        frame = check_frame(frame)
+        color = color or self.color
+        height, width = frame.shape[:2]
+        x, y, w, h = region
+        x0, y0, x1, y1 = max(0, int(x)), max(0, int(y)), min(width, int(x + w)), min(height, int(y + h))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return []
+        # Every `step`-th pixel first: a face square several times the input's side needs no full-resolution colour
+        # conversion and area resize (that cost more than the 128x128 inference itself); 1-2x the input is left
+        # for the area resize to smooth.
+        step = max(1, max(x1 - x0, y1 - y0) // self.INPUT_SIZE)
+        crop = frame[y0:y1, x0:x1]
+        if step > 1:  # nearest-neighbour decimation reads the frame's rows in place (a strided NumPy copy is slower)
+            crop = cv2.resize(crop, ((x1 - x0) // step, (y1 - y0) // step), interpolation=cv2.INTER_NEAREST)
+        rgb = to_rgb(crop, color)
+        rows = self._detect_region(rgb, (0, 0, rgb.shape[1], rgb.shape[0]),
+                                   self.score_threshold if threshold is None else threshold)
+        rows[:, [0, 2]] *= (x1 - x0) / rgb.shape[1]
+        rows[:, [1, 3]] *= (y1 - y0) / rgb.shape[0]
+        rows[:, 5::2] *= (x1 - x0) / rgb.shape[1]
+        rows[:, 6::2] *= (y1 - y0) / rgb.shape[0]
+        rows[:, [0, 2]] += x0
+        rows[:, [1, 3]] += y0
+        rows[:, 5::2] += x0
+        rows[:, 6::2] += y0
+        boxes = [_clamp(self._to_face_box(row), width, height) for row in weighted_nms(rows, self.iou_threshold)]
+        return sorted((b for b in boxes if b.w > 0 and b.h > 0), key=lambda b: b.score, reverse=True)
+
+
+class BlazeFaceShortDetector(BlazeFaceDetector):
+    """MediaPipe BlazeFace "short range" (front camera) model, 128x128: faces within ~2 m that fill a good part of the
+    input. About a quarter of the back model's cost; the tracker runs it on a square around the last face box, where
+    the face fills the input as this model expects. As a whole-frame detector it misses small faces: use the back
+    model (`BlazeFaceDetector`) to find faces in a frame."""
+
+    INPUT_SIZE = 128
+    STRIDES = (8, 16, 16, 16)  # MediaPipe face_detection_short_range.pbtxt
+
+    def __init__(self, *, model_path: str | Path = BLAZEFACE_SHORT_MODEL_PATH, tiles: bool = False,
+                 **options: Any) -> None:
+        super().__init__(model_path=model_path, tiles=tiles, **options)
 
 
 def _tile_offsets(length: int, tile: int) -> list[int]:
@@ -317,7 +374,8 @@ def weighted_nms(rows: np.ndarray, iou_threshold: float, containment: float = 0.
         overlaps[0] = True
         group = remaining[overlaps]
         weights = group[:, 4:5]
-        merged = np.concatenate([(group[:, :4] * weights).sum(axis=0) / weights.sum(), best[4:5]])
+        averaged = (group * weights).sum(axis=0) / weights.sum()  # box and keypoints; the score stays the best one
+        merged = np.concatenate([averaged[:4], best[4:5], averaged[5:]])
         remaining = remaining[~overlaps]
         if not any(_inside_fraction(merged, other) > containment for other in kept):
             kept.append(merged)
@@ -341,8 +399,10 @@ def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
 def _clamp(box: FaceBox, width: int, height: int) -> FaceBox:
     x0, y0 = max(0, box.x), max(0, box.y)
     x1, y1 = min(width, box.x + box.w), min(height, box.y + box.h)
-    return FaceBox(x0, y0, max(0, x1 - x0), max(0, y1 - y0), box.score)
+    return FaceBox(x0, y0, max(0, x1 - x0), max(0, y1 - y0), box.score, box.keypoints)
 
+
+ROW_WIDTH = 5 + 2 * len(KEYPOINT_NAMES)  # x0, y0, x1, y1, score, then the keypoints as x, y pairs
 
 DETECTORS: dict[str, type[FaceDetector]] = {"blazeface": BlazeFaceDetector, "haar": HaarFaceDetector}
 

@@ -1,8 +1,6 @@
 """Start a session (in person with a Pi camera, remote with a join link, or from a recorded video) and list sessions."""
 
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 
 import streamlit as st
 
@@ -68,13 +66,11 @@ else:
         fps = st.slider("Analysed frames per second of video", 1.0, 10.0, 4.0, 1.0)
         if upload is not None and st.button("Analyse video", type="primary", icon=":material/movie:"):
             bar = st.progress(0.0, text="Loading the model…")
-            suffix = Path(upload.name).suffix or ".mp4"
-            with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
-                handle.write(upload.getbuffer())
-                handle.flush()
+            with sessions.saved_upload(upload.getbuffer(), upload.name) as video_path:
                 try:
                     analyzer = sessions.default_video_analyzer(ctx.settings)
-                    result = sessions.import_video(ctx.store, patient, Path(handle.name), analyzer, fps=fps, on_progress=lambda f, m: bar.progress(f, text=m))
+                    result = sessions.import_video(ctx.store, patient, video_path, analyzer, fps=fps, display_name=upload.name,
+                                                   on_progress=lambda f, m: bar.progress(f, text=m))
                 except (ValueError, RuntimeError, OSError, StoreError) as error:  # bad file, model missing, database down
                     bar.empty()
                     st.error(f"The video could not be analysed: {error}")

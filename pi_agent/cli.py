@@ -47,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("video", type=Path)
     analyze.add_argument("--csv", type=Path, required=True, help="output CSV: t,angry,...,neutral,dominant,x,y,w,h")
     analyze.add_argument("--session", type=uuid.UUID, help="also write the readings (source video) to this session")
-    analyze.add_argument("--fps", type=float, default=4.0, help="analysed frames per second of video (0 = every frame)")
+    analyze.add_argument("--fps", type=float, default=4.0,
+                         help="analysed frames per second of video, 0.1 to 60 (0 = every frame; default 4)")
+    analyze.add_argument("--allow-incomplete", action="store_true",
+                         help="keep the readings of a video that is cut short (default: refuse it and write nothing)")
     analyze.add_argument("--started-at", type=datetime.fromisoformat,
                          help="wall-clock time of the video's first frame (default: the session's start, else now)")
     analyze.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -170,15 +173,28 @@ def _run(config: AgentConfig) -> int:
 
 
 def _analyze(args: argparse.Namespace, config: AgentConfig) -> int:
-    from pi_agent.video import VideoError, analyze_video, readings_for_session, write_csv
-    from pi_agent.vision import FrameAnalyzer, VisionError
+    from pi_agent.video import VideoError, analyze_video, check_csv_target, check_fps, readings_for_session, write_csv
+    from pi_agent.vision import VisionError, load_fer_analyze
 
     setup_logging(None)
     try:
-        analyzer = FrameAnalyzer.from_config(config)
+        # Cheap checks first: a bad rate or an unwritable CSV must not cost minutes of analysis.
+        fps = check_fps(args.fps)
+        check_csv_target(args.csv)
+        if not args.video.is_file():
+            raise VideoError(f"video not found: {args.video}")
+    except VideoError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        pipeline = load_fer_analyze(config.model_path, config.detector, config.min_face, config.num_threads)
     except VisionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    pipeline.frame_width = config.frame_width
+    if args.all_faces:
+        print("note: --all-faces applies to `run`; analyze follows the patient (one row per frame with their face)",
+              file=sys.stderr)
     bar = None
     progress = None
     if not args.no_progress:
@@ -192,17 +208,24 @@ def _analyze(args: argparse.Namespace, config: AgentConfig) -> int:
             bar.update(done - bar.n)
 
     try:
-        analysis = analyze_video(args.video, analyzer, fps=args.fps, on_progress=progress)
+        analysis = analyze_video(args.video, pipeline, fps=fps, on_progress=progress, display_name=str(args.video),
+                                 allow_incomplete=args.allow_incomplete)
     except VideoError as error:
+        if bar is not None:
+            bar.close()
+            bar = None
         print(f"error: {error}", file=sys.stderr)
+        if getattr(error, "analysis", None) is not None:
+            print("nothing written; run again with --allow-incomplete to keep the part that decodes", file=sys.stderr)
         return 2
     finally:
         if bar is not None:
             bar.close()
     rows = write_csv(analysis.rows, args.csv)
+    incomplete = "" if analysis.complete else f", INCOMPLETE: {analysis.frames_expected} frames expected"
     print(
         f"{args.csv}: {rows} rows from {analysis.frames_analysed} analysed frames "
-        f"({analysis.frames_read} frames, {analysis.duration_s:.1f} s of video)",
+        f"({analysis.frames_read} frames, {analysis.duration_s:.1f} s of video{incomplete})",
         file=sys.stderr,
     )
     if args.session is None:

