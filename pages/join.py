@@ -32,7 +32,7 @@ CONSENT_TEXT_BROWSER = """
 - **Your video stays on your device.** This page looks at your camera picture inside your own browser, and a program
   estimates facial expressions of emotion (for example *happy*, *sad*, *neutral*) a few times per second.
 - Only these estimates (numbers), their times and where your face was in the picture are sent to your clinician's
-  server and stored in your clinical record. **No video or picture of you is sent or recorded.**
+  server and stored in your clinical record. **No video or picture of you is recorded** or sent anywhere.
 - The estimates support your clinician's work; they are not a diagnosis.
 - You can stop the camera at any moment with the *Stop* button, or by closing this page.
 """
@@ -100,6 +100,13 @@ if in_browser:
     browser_component.show_component(browser_patient, settings, token, st.session_state)
     if browser_patient.unsupported_reason:
         st.rerun()  # the browser said it cannot run the model: show the server-mode choice instead
+    if not browser_patient.ready:
+        # A browser too old to even start the component never reports back: let the patient choose the server.
+        st.caption("If the camera button above stays unavailable for more than a minute, your browser may be too old "
+                   "for the analysis to run on your device.")
+        if st.button("Use the clinic's server for the analysis instead"):
+            browser_patient.unsupported_reason = "the patient chose server analysis (the page did not start)"
+            st.rerun()
     st.stop()
 
 if fallback_reason:
