@@ -63,8 +63,9 @@ class BrowserAnalysisUnavailable(RuntimeError):
 # --- the component's files -------------------------------------------------------------------------------------------
 
 
-def build_problem(build_dir: Path = BUILD_DIR) -> str:
+def build_problem(build_dir: Path | None = None) -> str:
     """Empty when the built component is complete, else what is missing (and the command that builds it)."""
+    build_dir = build_dir or BUILD_DIR
     missing = [name for name in REQUIRED_BUILD_FILES if not (build_dir / name).is_file()]
     if missing:
         return f"the browser analysis bundle is not built ({', '.join(missing)} missing in {build_dir}; run `{BUILD_COMMAND}`)"
@@ -97,7 +98,7 @@ _assets_lock = threading.Lock()
 _assets_cache: dict[tuple, dict[str, Any]] = {}
 
 
-def model_assets(settings: Settings, build_dir: Path = BUILD_DIR) -> dict[str, Any]:
+def model_assets(settings: Settings, build_dir: Path | None = None) -> dict[str, Any]:
     """What the component loads: {"classifier": {url, spec}, "detector": {url, spec}}, from the configured model.
 
     The classifier's spec carries the sidecar JSON as read now (validated by fer's own parser, so a model fer refuses
@@ -107,6 +108,7 @@ def model_assets(settings: Settings, build_dir: Path = BUILD_DIR) -> dict[str, A
     from fer.metadata import sidecar_path
     from fer.runtime import default_runtime
 
+    build_dir = build_dir or BUILD_DIR
     model_path = Path(settings.model_path) if settings.model_path else DEFAULT_MODEL_PATH
     sidecar = sidecar_path(model_path)
     files = (model_path, sidecar, BLAZEFACE_MODEL_PATH)
