@@ -97,16 +97,26 @@ if in_browser:
     if browser_patient.intake.closed_reason:
         st.info("This session has ended. Thank you; you can close this page.")
         st.stop()
-    browser_component.show_component(browser_patient, settings, token, st.session_state)
-    if browser_patient.unsupported_reason:
-        st.rerun()  # the browser said it cannot run the model: show the server-mode choice instead
-    if not browser_patient.ready:
-        # A browser too old to even start the component never reports back: let the patient choose the server.
-        st.caption("If the camera button above stays unavailable for more than a minute, your browser may be too old "
-                   "for the analysis to run on your device.")
-        if st.button("Use the clinic's server for the analysis instead"):
-            browser_patient.unsupported_reason = "the patient chose server analysis (the page did not start)"
-            st.rerun()
+
+    @st.fragment
+    def browser_analysis_panel() -> None:
+        """The component in a fragment: each batch from the browser (about once a second) reruns only this, not the
+        whole page (measured in `make bench`, section browser)."""
+        browser_component.show_component(browser_patient, settings, token, st.session_state)
+        if browser_patient.unsupported_reason or browser_patient.intake.closed_reason:
+            st.rerun(scope="app")  # show the server-mode choice, or the session's end (the camera stops with the component)
+        recheck = remote.check_join_token(store, token)
+        if not recheck.ok and not recheck.retry_later:
+            st.rerun(scope="app")  # ended or expired while no reading was on its way: the full run says so
+        if not browser_patient.ready:
+            # A browser too old to even start the component never reports back: let the patient choose the server.
+            st.caption("If the camera button above stays unavailable for more than a minute, your browser may be too "
+                       "old for the analysis to run on your device.")
+            if st.button("Use the clinic's server for the analysis instead"):
+                browser_patient.unsupported_reason = "the patient chose server analysis (the page did not start)"
+                st.rerun(scope="app")
+
+    browser_analysis_panel()
     st.stop()
 
 if fallback_reason:

@@ -70,9 +70,16 @@ export function marginCrop(gray, box) {
 
 // --- cv2.resize ------------------------------------------------------------------------------------------------------
 
-// OpenCV's computeResizeAreaTab: (dst index, src index, float32 weight) triples for one axis.
+// OpenCV's computeResizeAreaTab: (dst index, src index, float32 weight) triples for one axis, as typed arrays.
 function areaTable(ssize, dsize, scale) {
-  const tab = [];
+  const di = [];
+  const si = [];
+  const alpha = [];
+  const push = (d, s, a) => {
+    di.push(d);
+    si.push(s);
+    alpha.push(a);
+  };
   for (let dx = 0; dx < dsize; dx++) {
     const fsx1 = dx * scale;
     const fsx2 = fsx1 + scale;
@@ -81,11 +88,11 @@ function areaTable(ssize, dsize, scale) {
     let sx2 = Math.floor(fsx2);
     sx2 = Math.min(sx2, ssize - 1);
     sx1 = Math.min(sx1, sx2);
-    if (sx1 - fsx1 > 1e-3) tab.push([dx, sx1 - 1, f32((sx1 - fsx1) / cellWidth)]);
-    for (let sx = sx1; sx < sx2; sx++) tab.push([dx, sx, f32(1.0 / cellWidth)]);
-    if (fsx2 - sx2 > 1e-3) tab.push([dx, sx2, f32(Math.min(Math.min(fsx2 - sx2, 1), cellWidth) / cellWidth)]);
+    if (sx1 - fsx1 > 1e-3) push(dx, sx1 - 1, f32((sx1 - fsx1) / cellWidth));
+    for (let sx = sx1; sx < sx2; sx++) push(dx, sx, f32(1.0 / cellWidth));
+    if (fsx2 - sx2 > 1e-3) push(dx, sx2, f32(Math.min(Math.min(fsx2 - sx2, 1), cellWidth) / cellWidth));
   }
-  return tab;
+  return { di: Int32Array.from(di), si: Int32Array.from(si), alpha: Float32Array.from(alpha), length: di.length };
 }
 
 function resizeAreaFast(img, dw, dh, sx, sy) {
@@ -108,7 +115,7 @@ function resizeAreaFast(img, dw, dh, sx, sy) {
   return image(out, dw, dh, cn);
 }
 
-// cv2.INTER_AREA when shrinking on both axes.
+// cv2.INTER_AREA when shrinking on both axes (OpenCV's ResizeArea_Invoker: float32 row sums, then rows weighted).
 function resizeArea(img, dw, dh) {
   const { data, width, height, channels: cn } = img;
   const scaleX = width / dw;
@@ -118,31 +125,34 @@ function resizeArea(img, dw, dh) {
   if (Math.abs(scaleX - ix) < Number.EPSILON && Math.abs(scaleY - iy) < Number.EPSILON) {
     return resizeAreaFast(img, dw, dh, ix, iy);
   }
-  const xtab = areaTable(width, dw, scaleX);
-  const ytab = areaTable(height, dh, scaleY);
+  const xt = areaTable(width, dw, scaleX);
+  const yt = areaTable(height, dh, scaleY);
   const out = new Uint8Array(dw * dh * cn);
   const rowLen = dw * cn;
   const buf = new Float32Array(rowLen);
   const sum = new Float32Array(rowLen);
-  let prevDy = ytab[0][0];
-  for (let k = 0; k < ytab.length; k++) {
-    const [dy, sy, beta] = ytab[k];
+  const { di, si, alpha } = xt;
+  let prevDy = yt.di[0];
+  for (let k = 0; k < yt.length; k++) {
+    const dy = yt.di[k];
+    const beta = yt.alpha[k];
     buf.fill(0);
-    const rowStart = sy * width * cn;
-    for (const [dx, sx, alpha] of xtab) {
-      for (let c = 0; c < cn; c++) {
-        const d = dx * cn + c;
-        buf[d] = f32(buf[d] + f32(data[rowStart + sx * cn + c] * alpha));
-      }
+    const rowStart = yt.si[k] * width * cn;
+    for (let j = 0; j < xt.length; j++) {
+      const a = alpha[j];
+      const d = di[j] * cn;
+      const src = rowStart + si[j] * cn;
+      for (let c = 0; c < cn; c++) buf[d + c] = buf[d + c] + f32(data[src + c] * a);
     }
     if (dy !== prevDy) {
+      const base = prevDy * rowLen;
       for (let d = 0; d < rowLen; d++) {
-        out[prevDy * rowLen + d] = saturateU8(sum[d]);
-        sum[d] = f32(beta * buf[d]);
+        out[base + d] = saturateU8(sum[d]);
+        sum[d] = beta * buf[d];
       }
       prevDy = dy;
     } else {
-      for (let d = 0; d < rowLen; d++) sum[d] = f32(sum[d] + f32(beta * buf[d]));
+      for (let d = 0; d < rowLen; d++) sum[d] = sum[d] + f32(beta * buf[d]);
     }
   }
   for (let d = 0; d < rowLen; d++) out[prevDy * rowLen + d] = saturateU8(sum[d]);
@@ -302,24 +312,37 @@ export function gaussianKernelFixed(sigma) {
   return fixed;
 }
 
+// Source index of every tap at every position along a line of `n` pixels (reflect-101 border), precomputed once.
+function tapIndex(n, taps) {
+  const half = taps >> 1;
+  const index = new Int32Array(n * taps);
+  for (let x = 0; x < n; x++) for (let i = 0; i < taps; i++) index[x * taps + i] = reflect101(x + i - half, n);
+  return index;
+}
+
 // cv2.GaussianBlur(face, (0, 0), sigma) for uint8: separable fixed point (8 + 8 fraction bits), reflect-101 border.
 export function gaussianBlur(gray, sigma) {
   const { data, width: w, height: h } = gray;
   const k = gaussianKernelFixed(sigma);
-  const half = k.length >> 1;
+  const taps = k.length;
+  const xs = tapIndex(w, taps);
+  const ys = tapIndex(h, taps);
   const horizontal = new Int32Array(w * h);
   for (let y = 0; y < h; y++) {
+    const row = y * w;
     for (let x = 0; x < w; x++) {
       let s = 0;
-      for (let i = 0; i < k.length; i++) s += k[i] * data[y * w + reflect101(x + i - half, w)];
-      horizontal[y * w + x] = s;
+      const at = x * taps;
+      for (let i = 0; i < taps; i++) s += k[i] * data[row + xs[at + i]];
+      horizontal[row + x] = s;
     }
   }
   const out = new Uint8Array(w * h);
   for (let y = 0; y < h; y++) {
+    const at = y * taps;
     for (let x = 0; x < w; x++) {
       let s = 0;
-      for (let i = 0; i < k.length; i++) s += k[i] * horizontal[reflect101(y + i - half, h) * w + x];
+      for (let i = 0; i < taps; i++) s += k[i] * horizontal[ys[at + i] * w + x];
       out[y * w + x] = Math.min(255, (s + 32768) >>> 16);
     }
   }
