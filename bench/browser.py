@@ -190,6 +190,8 @@ def run() -> Section:
                     "patients")
     section.notes.append(f"browser per-frame time {browser_ms:.1f} ms at 4 fps is {browser_ms * 0.4:.0f}% of one core of "
                          "the patient's device (headless Chromium on this machine)")
+    section.notes.append(f"load average at the end: {os.getloadavg()[0]:.1f} on {cores} CPUs (other work shares them: "
+                         "absolute times are inflated accordingly; compare the two modes within one run)")
     section.notes.append(f"{WINDOW_S:g} s windows; camera: FER2013 faces at 15 fps (server mode asks for <= 15 fps); "
                          "Chromium, the app and PostgreSQL share this machine's cores (and a training job may run)")
     section.notes.append("browser mode's server cost is one join-page rerun and one store insert per batch (about once a "
