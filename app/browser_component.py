@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app import browser_analysis
-from app.browser_analysis import BrowserAnalysisUnavailable, BrowserReadingIntake, InvalidBatch
+from app.browser_analysis import BrowserReadingIntake, InvalidBatch
 from app.remote import remote_writer
 from app.webrtc_session import PATIENT_MEDIA_CONSTRAINTS
 from settings import Settings
@@ -76,7 +76,7 @@ def server_fallback_reason(settings: Settings) -> str:
         return problem
     try:
         browser_analysis.model_assets(settings)
-    except (BrowserAnalysisUnavailable, Exception) as error:  # noqa: BLE001 - any model problem means: use the server
+    except Exception as error:  # noqa: BLE001 - BrowserAnalysisUnavailable, FerError, OSError...: use the server
         return f"the model cannot be prepared for the browser ({error})"
     return ""
 

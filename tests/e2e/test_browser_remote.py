@@ -13,22 +13,22 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import date
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from store.models import NewPatient
 from tests.e2e.browser_bundle import bundle_skip_reason
+from tests.e2e.clinic_harness import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.fixtures_video import FRAME_HEIGHT, FRAME_WIDTH, write_y4m
 from tests.e2e.test_remote import (  # noqa: F401 - fixtures used by name
     CONSENT_LABEL, WEBRTC_IFRAME, app_clinician, app_clinician_store, app_server, app_store, chromium_path,
     dashboard_reading_count, log_in, model_env, playwright_instance, start_remote_session_in_ui, wait_for_readings,
     wait_until_idle,
 )
-from tests.e2e.clinic_harness import CHROMIUM, CHROMIUM_ARGS
-from store.models import NewPatient
-from datetime import date
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
