@@ -7,12 +7,13 @@ SHARED ?= ../shared
 export PYTHONPATH := $(CURDIR)
 export FER_SHARED_DIR ?= $(abspath $(SHARED))
 
-.PHONY: run test bench demo migrate browsers train-edge train-ednn clean help
+.PHONY: run test bench demo migrate browsers frontend train-edge train-ednn clean help
 
 help:
 	@echo "make run      set up and start the app on the embedded database (http://localhost:$(PORT))"
 	@echo "make test     set up everything (incl. Debian Chromium for browser tests) and run the whole suite"
 	@echo "make bench    print the benchmark tables (model, agent, store, dashboard latency)"
+	@echo "make frontend the join page's browser-analysis bundle (npm ci + esbuild into frontend/build; run/test/bench do it)"
 	@echo "make demo     load a demo clinician, patients and sessions into the configured database"
 	@echo "make migrate DATABASE_URL=...   apply supabase/migrations to any PostgreSQL"
 
@@ -29,6 +30,17 @@ $(VENV)/.dev-installed: $(VENV)/.runtime-installed requirements-train.txt requir
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
+# The join page's browser-analysis component (LiteRT.js + the shipped model, see docs/remote-sessions.md): built here,
+# never committed (LiteRT's wasm is ~9 MB per build). Rebuilt when package-lock.json or a source file changes. Without
+# Node the app still runs: remote sessions then fall back to server analysis, and the browser-mode tests skip.
+FRONTEND_SOURCES := $(wildcard frontend/src/*.js) frontend/index.html frontend/build.mjs frontend/package-lock.json
+frontend/build/.built: $(FRONTEND_SOURCES)
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd frontend && npm ci --no-audit --no-fund --loglevel=error && node build.mjs && touch build/.built; \
+	else echo "note: npm is missing: browser analysis is not built (remote sessions use server analysis)"; fi
+
+frontend: frontend/build/.built
+
 # Browser tests drive Debian's Chromium through Playwright (never `playwright install`, which downloads a browser).
 browsers:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
@@ -37,13 +49,13 @@ browsers:
 	  else echo "note: Debian chromium is missing and this is not root: browser tests will be skipped"; fi; \
 	fi
 
-run: $(VENV)/.runtime-installed
+run: $(VENV)/.runtime-installed frontend
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true
 
-test: $(VENV)/.dev-installed browsers
+test: $(VENV)/.dev-installed browsers frontend
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.dev-installed
+bench: $(VENV)/.dev-installed frontend
 	$(BIN)/python -m bench
 
 demo: $(VENV)/.runtime-installed
@@ -61,4 +73,4 @@ train-ednn: $(VENV)/.dev-installed
 	$(BIN)/python -m training.train --arch ednn --epochs 12 --out runs/ednn_sharp --resume
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache frontend/build frontend/node_modules

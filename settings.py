@@ -33,6 +33,10 @@ class Settings:
     public_base_url: str = "http://localhost:8501"  # used to build remote join links
     ice_servers: list[dict] = field(default_factory=list)  # WebRTC STUN/TURN list; empty works on loopback and LAN
     remote_analysis_fps: float = 4.0
+    # Where a remote patient's video is analysed: "browser" (the model runs in their browser; no video reaches the
+    # server) or "server" (camera streamed over WebRTC). Browser mode falls back to server mode, per patient, when their
+    # browser cannot run the model.
+    remote_analysis: str = "browser"
     show_emotions_to_patient: bool = False
     # Login throttle (growing delays, never a hard lock): MAX_LOGIN_FAILURES wrong passwords in a row cost nothing, then
     # each attempt waits LOGIN_DELAY_SECONDS, doubling, up to ACCOUNT_DELAY_MAX_SECONDS per username and
@@ -79,6 +83,7 @@ class Settings:
             public_base_url=(get("PUBLIC_BASE_URL") or cls.public_base_url).rstrip("/"),
             ice_servers=_parse_ice_servers(values.get("ICE_SERVERS")),
             remote_analysis_fps=float(get("REMOTE_ANALYSIS_FPS") or cls.remote_analysis_fps),
+            remote_analysis=_parse_remote_analysis(get("REMOTE_ANALYSIS")),
             show_emotions_to_patient=(get("SHOW_EMOTIONS_TO_PATIENT") or "false").lower() in ("1", "true", "yes"),
             max_login_failures=int(get("MAX_LOGIN_FAILURES") or cls.max_login_failures),
             login_delay_seconds=float(get("LOGIN_DELAY_SECONDS") or cls.login_delay_seconds),
@@ -95,6 +100,16 @@ def _read_secrets(path: Path) -> dict[str, object]:
         return {}
     with path.open("rb") as handle:
         return {k.upper(): v for k, v in tomllib.load(handle).items()}
+
+
+REMOTE_ANALYSIS_MODES = ("browser", "server")
+
+
+def _parse_remote_analysis(raw: str | None) -> str:
+    mode = (raw or "browser").strip().lower()
+    if mode not in REMOTE_ANALYSIS_MODES:
+        raise ValueError(f"REMOTE_ANALYSIS must be one of {', '.join(REMOTE_ANALYSIS_MODES)}, got {raw!r}")
+    return mode
 
 
 def _parse_ice_servers(raw: object) -> list[dict]:

@@ -345,6 +345,24 @@ class ReadingBatchWriter:
             self._on_closed(reason)
 
 
+# --- video frames the server received, per session (the proof for browser mode: zero) ------------------------------
+
+_video_frames: dict[uuid.UUID, int] = {}
+_video_frames_lock = threading.Lock()
+
+
+def count_video_frame(session_id: uuid.UUID) -> None:
+    """Called for every camera frame that reaches this server process (server mode's WebRTC path)."""
+    with _video_frames_lock:
+        _video_frames[session_id] = _video_frames.get(session_id, 0) + 1
+
+
+def video_frames_received(session_id: uuid.UUID) -> int:
+    """Camera frames this server process received for `session_id`: 0 for a session analysed in the browser."""
+    with _video_frames_lock:
+        return _video_frames.get(session_id, 0)
+
+
 # --- analysis ---------------------------------------------------------------------------------------------------------
 
 
@@ -457,6 +475,7 @@ class RemoteAnalyzer:
         """Count the frame and ask the rate limiter whether to analyse it (the caller then converts it and submits)."""
         with self._lock:
             self._received += 1
+        count_video_frame(self.session_id)
         if self._stopped.is_set() or not self._limiter.try_acquire():
             with self._lock:
                 self._refused += 1

@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.table import Section
 
 # Section modules, in print order. Each has `run() -> Section`.
-SECTIONS = ("model", "store", "agent", "dashboard", "remote")
+SECTIONS = ("model", "store", "agent", "dashboard", "remote", "browser")
 
 
 def main(argv: list[str] | None = None) -> int:

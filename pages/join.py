@@ -1,8 +1,10 @@
 """The patient's page for a remote session (no login): /join?token=...
 
-Checks the token, asks for consent, then streams the camera with streamlit-webrtc. Frames are analysed on the server
-(app/webrtc_session.py, app/remote.py); the patient sees their own video and a connection status, not the emotions
-unless `settings.show_emotions_to_patient`.
+Checks the token and asks for consent. Then, in browser mode (REMOTE_ANALYSIS=browser, the default), the analysis runs
+in the patient's browser (app/browser_component.py, app/browser_analysis.py) and only the estimates reach the server;
+in server mode, or when this browser cannot run the model (after a second, explicit consent), the camera is streamed
+with streamlit-webrtc and analysed on the server (app/webrtc_session.py, app/remote.py). The patient sees their own
+video and a status, not the emotions unless `settings.show_emotions_to_patient`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from app import remote, webrtc_session
+from app import browser_analysis, browser_component, remote, webrtc_session
 from app.webrtc_context import get_analyze, get_settings, get_store
 from fer.errors import FerError
 
@@ -24,7 +26,19 @@ CONSENT_TEXT = """
 - You can stop the camera at any moment with the *Stop* button, or by closing this page.
 """
 
+CONSENT_TEXT_BROWSER = """
+**Before you start**
+
+- **Your video stays on your device.** This page looks at your camera picture inside your own browser, and a program
+  estimates facial expressions of emotion (for example *happy*, *sad*, *neutral*) a few times per second.
+- Only these estimates (numbers), their times and where your face was in the picture are sent to your clinician's
+  server and stored in your clinical record. **No video or picture of you is recorded** or sent anywhere.
+- The estimates support your clinician's work; they are not a diagnosis.
+- You can stop the camera at any moment with the *Stop* button, or by closing this page.
+"""
+
 CONSENT_LABEL = "I have read the above and agree to facial analysis during this session."
+SERVER_FALLBACK_LABEL = "I agree that my camera video is sent to the clinic's server for this analysis (it is not recorded)."
 
 settings = get_settings()
 store = get_store()
@@ -33,32 +47,86 @@ token = str(st.query_params.get("token", ""))
 # worker. Keyed by the token itself, so a second link opened in the same tab gets its own stream.
 stream_key = f"join_stream:{token}"
 stream: webrtc_session.PatientStream | None = st.session_state.get(stream_key)
+browser_patient_before: browser_component.BrowserPatient | None = st.session_state.get(f"browser_patient:{token}")
 
 st.title("Remote session")
 check = remote.check_join_token(store, token)
 if check.ok:
     assert check.session is not None
     session_id = check.session.id
+elif check.retry_later and browser_patient_before is not None:
+    # The database blinked during a rerun: browser readings wait in the writer (and in the browser) until it is back.
+    session_id = browser_patient_before.session_id
+    st.warning("The connection to the clinic's server is unstable. Your session continues; nothing is lost.")
 elif check.retry_later and stream is not None and stream.streaming:
     # The database blinked during a rerun: the link was valid when the camera started, and the writer keeps every
     # reading until it can store it, so keep streaming rather than cutting the patient off.
     session_id = stream.session_id
     st.warning("The connection to the clinic's server is unstable. Your session continues; nothing is lost.")
 else:
-    if stream is not None and not check.retry_later:  # the session ended while this page was open: stop at once
-        stream.stop()
+    joined = stream is not None or browser_patient_before is not None
+    if joined and not check.retry_later:  # the session ended while this page was open: stop at once
+        if stream is not None:
+            stream.stop()
+        if browser_patient_before is not None:
+            browser_patient_before.stop()  # the camera stops with the component, which this rerun no longer renders
         st.info("This session has ended. Thank you; you can close this page.")
     else:
         st.error(check.message)
     st.stop()
 
-st.markdown(CONSENT_TEXT)
+# Browser mode unless configured otherwise or this server cannot offer it (bundle not built, model not ready).
+fallback_reason = browser_component.server_fallback_reason(settings) if settings.remote_analysis == "browser" else ""
+browser_patient = None
+if settings.remote_analysis == "browser" and not fallback_reason:
+    browser_patient = browser_component.patient_state(st.session_state, store, token, session_id)
+    if browser_patient.unsupported_reason:
+        fallback_reason = f"this browser cannot run the analysis itself ({browser_patient.unsupported_reason})"
+in_browser = browser_patient is not None and not fallback_reason
+
+st.markdown(CONSENT_TEXT_BROWSER if in_browser else CONSENT_TEXT)
 agreed = st.checkbox(CONSENT_LABEL, key=f"join_consent:{token}")
 if not agreed:
     if stream is not None:
         stream.stop()  # consent withdrawn: no more analysis (the camera component is gone with this rerun)
     st.info("Tick the box above to turn on your camera.")
     st.stop()
+
+if in_browser:
+    assert browser_patient is not None
+    if browser_patient.intake.closed_reason:
+        st.info("This session has ended. Thank you; you can close this page.")
+        st.stop()
+
+    @st.fragment
+    def browser_analysis_panel() -> None:
+        """The component in a fragment: each batch from the browser (about once a second) reruns only this, not the
+        whole page (measured in `make bench`, section browser)."""
+        browser_component.show_component(browser_patient, settings, token, st.session_state)
+        if browser_patient.unsupported_reason or browser_patient.intake.closed_reason:
+            st.rerun(scope="app")  # show the server-mode choice, or the session's end (the camera stops with the component)
+        recheck = remote.check_join_token(store, token)
+        if not recheck.ok and not recheck.retry_later:
+            st.rerun(scope="app")  # ended or expired while no reading was on its way: the full run says so
+        if not browser_patient.ready:
+            # A browser too old to even start the component never reports back: let the patient choose the server.
+            st.caption("If the camera button above stays unavailable for more than a minute, your browser may be too "
+                       "old for the analysis to run on your device.")
+            if st.button("Use the clinic's server for the analysis instead"):
+                browser_patient.unsupported_reason = "the patient chose server analysis (the page did not start)"
+                st.rerun(scope="app")
+
+    browser_analysis_panel()
+    st.stop()
+
+if fallback_reason:
+    browser_analysis.report_mode(session_id, "server", fallback_reason)
+    st.warning(f"The analysis cannot run in your browser here: {fallback_reason}. It can run on the clinic's server "
+               "instead; your camera video is then sent to that server (it is not recorded).")
+    if not st.checkbox(SERVER_FALLBACK_LABEL, key=f"join_server_consent:{token}"):
+        st.stop()
+else:
+    browser_analysis.report_mode(session_id, "server")
 
 if stream is None:
     try:

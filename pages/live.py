@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from app import analytics, charts, context, sessions, ui, webrtc_session
+from app import analytics, browser_component, charts, context, sessions, ui
 from store.errors import InvalidInput, NotFound, StoreError
 
 REFRESH = timedelta(seconds=1)
@@ -45,7 +45,7 @@ if session.mode == "remote" and session.status == "live":
             st.image(sessions.qr_png(join_link), width=220)
     else:
         st.caption("The join link was shown when the session started; start a new remote session for a new link.")
-    webrtc_session.show_patient_video(session.id, ctx.settings)  # the patient's camera, relayed (issue 7)
+    browser_component.show_clinician_view(session.id, ctx.settings)  # analysis mode; relayed video in server mode
 
 feeds: dict = st.session_state.setdefault("live_feeds", {})
 feed: sessions.LiveFeed = feeds.setdefault(str(session.id), sessions.LiveFeed(session.id, session.started_at))

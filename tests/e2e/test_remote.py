@@ -75,7 +75,15 @@ def model_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def app_server(tmp_path: Path, database_url: str, model_env: dict[str, str], chromium_path) -> Iterator[RunningApp]:
+def remote_analysis() -> str:
+    """REMOTE_ANALYSIS for the app process: these tests stream the camera to the server (browser mode:
+    tests/e2e/test_browser_remote.py overrides this fixture)."""
+    return "server"
+
+
+@pytest.fixture
+def app_server(tmp_path: Path, database_url: str, model_env: dict[str, str], chromium_path,
+               remote_analysis: str) -> Iterator[RunningApp]:
     """`streamlit run streamlit_app.py` on a free port against a fresh database; stopped at the end."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -87,6 +95,7 @@ def app_server(tmp_path: Path, database_url: str, model_env: dict[str, str], chr
         "PUBLIC_BASE_URL": url,
         "ICE_SERVERS": "[]",
         "REMOTE_ANALYSIS_FPS": "4",
+        "REMOTE_ANALYSIS": remote_analysis,
         "COOKIE_KEY": uuid.uuid4().hex,
         "PYTHONPATH": str(PROJECT_ROOT),
         **model_env,
@@ -112,7 +121,8 @@ def app_server(tmp_path: Path, database_url: str, model_env: dict[str, str], chr
             process.wait(5)
 
 
-_SETTING_NAMES = {"DATABASE_URL", "PSYA_DATA_DIR", "PUBLIC_BASE_URL", "ICE_SERVERS", "REMOTE_ANALYSIS_FPS", "FER_MODEL_PATH", "COOKIE_KEY"}
+_SETTING_NAMES = {"DATABASE_URL", "PSYA_DATA_DIR", "PUBLIC_BASE_URL", "ICE_SERVERS", "REMOTE_ANALYSIS_FPS", "REMOTE_ANALYSIS",
+                  "FER_MODEL_PATH", "COOKIE_KEY"}
 
 
 def _wait_for_health(url: str, process: subprocess.Popen, log_path: Path, timeout: float = 90.0) -> None:
