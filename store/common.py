@@ -58,8 +58,6 @@ def error_from_database_message(message: str) -> StoreError | None:
         return NotFound(text.partition(":")[2].strip())
     if text.startswith("invalid_input:"):
         return InvalidInput(text.partition(":")[2].strip())
-    if text.startswith("permission_denied:"):
-        return PermissionDenied(text.partition(":")[2].strip())
     return None
 
 

@@ -6,7 +6,8 @@
 --   either backend, or any other write path) appends a row here by trigger, with the version and the very text that was
 --   current when it was given or withdrawn.
 -- * A session can only start while the patient's latest consent was given to the current text: publishing new wording
---   asks every patient for new consent (trigger on sessions; raises 'permission_denied:').
+--   asks every patient for new consent (trigger on sessions; raises insufficient_privilege,
+--   which both store backends report as PermissionDenied).
 -- * Withdrawal (consent_facial_analysis becoming false) ends the patient's live and scheduled sessions in the same
 --   transaction, so the Pi agent (live_session_for_device) and the patient's browser (session_for_token) see the session
 --   end on their next poll, exactly as when a clinician ends it; each ended session is audited ('end_consent_withdrawn').
@@ -112,10 +113,12 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
     IF NOT app.consent_is_current(NEW.patient_id) THEN
         IF EXISTS (SELECT 1 FROM public.patients p WHERE p.id = NEW.patient_id AND p.consent_facial_analysis) THEN
-            RAISE EXCEPTION 'permission_denied: the consent text changed (now version %) since the patient consented; '
-                            'record new consent first', app.current_consent_version();
+            RAISE EXCEPTION 'the consent text changed (now version %) since the patient consented; '
+                            'record new consent first', app.current_consent_version()
+                USING ERRCODE = 'insufficient_privilege';
         END IF;
-        RAISE EXCEPTION 'permission_denied: the patient has not consented to facial analysis; record consent first';
+        RAISE EXCEPTION 'the patient has not consented to facial analysis; record consent first'
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN NEW;
 END
@@ -134,7 +137,7 @@ DECLARE
     new_version integer;
 BEGIN
     IF NOT (app.is_admin() OR is_service) THEN
-        RAISE EXCEPTION 'permission_denied: only admins publish consent texts';
+        RAISE EXCEPTION 'only admins publish consent texts' USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF p_text IS NULL OR char_length(btrim(p_text)) = 0 OR char_length(p_text) > 20000 THEN
         RAISE EXCEPTION 'invalid_input: the consent text must have 1 to 20000 characters';

@@ -78,7 +78,7 @@ DECLARE
     n_consents bigint;
 BEGIN
     IF NOT (app.is_admin() OR is_service) THEN
-        RAISE EXCEPTION 'permission_denied: only admins erase patients';
+        RAISE EXCEPTION 'only admins erase patients' USING ERRCODE = 'insufficient_privilege';
     END IF;
     actor := CASE WHEN is_service THEN coalesce(nullif(p_actor, ''), 'system') ELSE app.actor_label() END;
     SELECT p.full_name INTO name FROM public.patients p WHERE p.id = p_patient FOR UPDATE;

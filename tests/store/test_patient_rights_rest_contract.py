@@ -111,7 +111,7 @@ def test_publishing_consent_wording_names_the_admin_and_a_refused_start_is_permi
         "p_text": "New wording", "p_actor": f"clinician:{ADMIN.id}"}
     assert published.version == 2
     fake.reply("GET", "/rest/v1/patients", Reply(200, [{"consent_facial_analysis": True, "archived": False}]))
-    fake.reply("POST", "/rest/v1/sessions", error(400, "P0001", "permission_denied: the consent text changed (now "
+    fake.reply("POST", "/rest/v1/sessions", error(403, "42501", "the consent text changed (now "
                                                   "version 2) since the patient consented; record new consent first"))
     with pytest.raises(PermissionDenied, match="consent text changed"):
         store.as_actor(Actor.for_clinician(CLINICIAN)).start_remote_session(PATIENT_ID)
