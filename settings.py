@@ -33,6 +33,8 @@ class Settings:
     show_emotions_to_patient: bool = False
     max_login_failures: int = 5
     lockout_minutes: int = 15
+    # Privacy: days the readings of ended sessions are kept (`python -m store.retention apply`); None keeps them forever
+    readings_retention_days: int | None = None
 
     @property
     def backend(self) -> str:
@@ -64,6 +66,7 @@ class Settings:
             show_emotions_to_patient=(get("SHOW_EMOTIONS_TO_PATIENT") or "false").lower() in ("1", "true", "yes"),
             max_login_failures=int(get("MAX_LOGIN_FAILURES") or cls.max_login_failures),
             lockout_minutes=int(get("LOCKOUT_MINUTES") or cls.lockout_minutes),
+            readings_retention_days=int(d) if (d := get("READINGS_RETENTION_DAYS")) else None,
         )
 
 
