@@ -103,6 +103,40 @@ def test_erasure_needs_the_exact_name_then_nothing_can_be_exported(clinician_sto
         patient_rights.export_zip(clinician_store, patient.id)
 
 
+def test_withdrawal_closes_the_remote_patients_writer_within_seconds(clinician_store, system_store):
+    """The patient's page writes through app.remote's batch writer; the withdrawal reaches it the way a clinician's
+    "End session" does: its next batch captured after the end is refused, it closes, and the join link is dead."""
+    import time
+    from datetime import datetime, timezone
+
+    from app.remote import ReadingBatchWriter, check_join_token, remote_writer
+    from store.models import Reading
+    from store.validation import LATE_READING_TOLERANCE
+    from tests.app.helpers import one_hot
+
+    patient = consenting_patient(clinician_store, "Rita Remote")
+    join = clinician_store.start_remote_session(patient.id)
+    writer = ReadingBatchWriter(remote_writer(system_store, join.token), interval_s=0.25)
+    ended = None
+    deadline = time.monotonic() + 30
+    while not writer.status().closed_reason and time.monotonic() < deadline:
+        # the analysis thread keeps producing readings stamped now, 4 a second, as the page does while streaming
+        writer.add(Reading(join.session.id, datetime.now(timezone.utc), one_hot("happy"), "remote", box=(1, 1, 50, 50)))
+        if ended is None and writer.status().written >= 4:
+            patient_rights.withdraw_consent(clinician_store, patient)
+            ended = clinician_store.get_session(join.session.id)
+            withdrawn_at = time.monotonic()
+        time.sleep(0.25)
+    closed_after = time.monotonic() - withdrawn_at
+    writer.stop()
+    assert ended is not None and ended.status == "ended"
+    assert writer.status().closed_reason, "the writer never saw the session end"
+    assert closed_after < LATE_READING_TOLERANCE.total_seconds() + 10
+    assert not check_join_token(system_store, join.token).ok
+    stored = clinician_store.readings_since(join.session.id).readings
+    assert stored and all(r.captured_at <= ended.ended_at + LATE_READING_TOLERANCE for r in stored)
+
+
 # --- the patient page -------------------------------------------------------------------------------------------------
 def test_withdrawing_on_the_patient_page_ends_the_running_session(signed_in_app, clinician_store, store_factory):
     patient = consenting_patient(clinician_store, "Félix Soto")
