@@ -11,10 +11,10 @@ from datetime import date
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from app import patient_rights
+from app import fhir_export, patient_rights
 from store.api import Actor
 from store.errors import InvalidInput, NotFound
-from tests.app.conftest import log_in, open_page, page_text
+from tests.app.conftest import follow, log_in, open_page, page_text
 from tests.app.helpers import consenting_patient, device_session, recorded_session, synthetic_readings
 
 
@@ -81,6 +81,11 @@ def test_withdrawal_returns_the_sessions_it_ended(clinician_store, store_factory
     assert [(s.id, s.status) for s in ended] == [(session.id, "ended")]
     state = patient_rights.consent_state(clinician_store, patient.id)
     assert not state.is_current and "Consent withdrawn on" in patient_rights.consent_sentence(state)
+    bundle = Bundle.model_validate(fhir_export.bundle(clinician_store.export_patient(patient.id)))
+    consents = [e.resource for e in bundle.entry if e.resource.get_resource_type() == "Consent"]
+    assert [(c.status, c.provision.type) for c in consents] == [("inactive", "permit"), ("inactive", "deny")]
+    encounter = next(e.resource for e in bundle.entry if e.resource.get_resource_type() == "Encounter")
+    assert encounter.status == "finished" and encounter.class_fhir.code == "AMB"
 
 
 def test_new_consent_wording_asks_for_new_consent(clinician_store, store_factory, admin):
@@ -164,3 +169,6 @@ def test_an_admin_erases_a_patient_from_their_page(new_app, admin, clinician_sto
     assert not at.exception, at.exception
     with pytest.raises(NotFound):
         clinician_store.get_patient(patient.id)
+    assert "Erased:" in page_text(at)  # on the Patients page, where the app switched
+    assert "Zoe Gone" not in page_text(follow(at, "pages/patients.py").run())
+    assert "This patient does not exist" in page_text(open_page(at, "pages/patient.py", id=patient.id))
