@@ -272,7 +272,7 @@ def test_a_clinician_calling_the_erase_function_directly_is_refused(world, super
         superuser.execute("SET LOCAL ROLE authenticated")
         superuser.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps(
             {"role": "authenticated", "actor": "clinician", "sub": str(clinician.id), "app_role": "clinician"}),))
-        with pytest.raises(psycopg.errors.RaiseException, match="only admins"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only admins"):
             superuser.execute("SELECT public.erase_patient(%s, %s)", (patient.id, patient.full_name))
     assert store.get_patient(patient.id).id == patient.id
 
@@ -316,3 +316,33 @@ def test_retention_is_for_the_system_and_never_shorter_than_the_late_reading_gra
         store.apply_retention(timedelta(days=30))
     with pytest.raises(InvalidInput, match="at least"):
         world.system.apply_retention(LATE_READING_GRACE - timedelta(seconds=1))
+
+
+def test_consent_history_is_read_only_and_only_visible_with_the_patient(world, superuser):
+    owner, store = world.clinician()
+    other, other_store = world.clinician()
+    patient = world.patient(store)
+    with pytest.raises(NotFound):
+        other_store.consent_history(patient.id)
+
+    def as_clinician(clinician):
+        superuser.execute("SET LOCAL ROLE authenticated")
+        superuser.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps(
+            {"role": "authenticated", "actor": "clinician", "sub": str(clinician.id), "app_role": "clinician"}),))
+
+    with superuser.transaction(force_rollback=True):
+        as_clinician(other)
+        assert superuser.execute("SELECT count(*) AS n FROM consent_records").fetchone()["n"] == 0
+    with superuser.transaction(force_rollback=True):
+        as_clinician(owner)
+        assert superuser.execute("SELECT count(*) AS n FROM consent_records").fetchone()["n"] == 1
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            superuser.execute("UPDATE consent_records SET given = false")  # history cannot be rewritten
+    with superuser.transaction(force_rollback=True):
+        as_clinician(owner)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            superuser.execute("INSERT INTO consent_texts (version, text) VALUES (99, 'sneaky')")
+    with superuser.transaction(force_rollback=True):
+        superuser.execute("SET LOCAL ROLE anon")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            superuser.execute("SELECT count(*) FROM consent_records")
