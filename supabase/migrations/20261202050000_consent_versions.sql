@@ -66,9 +66,10 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT max(version) FROM public.consent_texts
 $$;
 
--- Whether the patient may be analysed now: consent given, and given to the current wording.
+-- Whether the patient may be analysed now: consent given, and given to the current wording. SECURITY INVOKER: a caller
+-- learns nothing about a patient it cannot see (false); the session trigger below calls it as the definer.
 CREATE FUNCTION app.consent_is_current(p_patient uuid) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY INVOKER SET search_path = public, pg_temp AS $$
     SELECT coalesce((
         SELECT p.consent_facial_analysis AND latest.given AND latest.text_version = app.current_consent_version()
         FROM public.patients p
