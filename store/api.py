@@ -114,7 +114,9 @@ class Store(ABC):
 
     @abstractmethod
     def record_consent(self, patient_id: uuid.UUID, given: bool, on: date, scope: str) -> Patient:
-        """Consent to facial analysis; no session can start without it. Audited."""
+        """Consent to facial analysis; no session can start without it. Audited. Every call appends to the consent
+        history (consent_history) with the current consent text; a withdrawal (given=False) also ends the patient's
+        live sessions in the same transaction."""
 
     @abstractmethod
     def get_patient(self, patient_id: uuid.UUID) -> Patient:
