@@ -52,6 +52,8 @@ class Settings:
     # Behind a reverse proxy: the request header that carries the client's address (e.g. X-Forwarded-For; its last
     # entry, the one the proxy appended, is used). Empty: the address of the connection itself.
     client_address_header: str = ""
+    # Privacy: days the readings of ended sessions are kept (`python -m store.retention apply`); None keeps them forever
+    readings_retention_days: int | None = None
 
     @property
     def backend(self) -> str:
@@ -92,6 +94,7 @@ class Settings:
             session_idle_minutes=float(get("SESSION_IDLE_MINUTES") or cls.session_idle_minutes),
             session_max_hours=float(get("SESSION_MAX_HOURS") or cls.session_max_hours),
             client_address_header=get("CLIENT_ADDRESS_HEADER") or cls.client_address_header,
+            readings_retention_days=int(d) if (d := get("READINGS_RETENTION_DAYS")) else None,
         )
 
 

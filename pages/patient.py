@@ -115,3 +115,8 @@ with progress_tab:
         st.plotly_chart(charts.progress_figure(result.frame, result.trends), key="patient_progress")
         st.caption(progress.trend_sentence(result))
         st.page_link("pages/progress.py", label="Full progress view", query_params={"patient": str(patient.id)})
+
+# consent withdrawal, export and erasure (docs/privacy.md)
+from app import patient_rights_panel  # noqa: E402
+
+patient_rights_panel.render(ctx, patient)

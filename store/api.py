@@ -20,15 +20,20 @@ from store.models import (
     Annotation,
     AuditEvent,
     Clinician,
+    ConsentRecord,
+    ConsentText,
     Device,
     DeviceRegistration,
+    ErasureResult,
     NewPatient,
     Patient,
+    PatientExport,
     Reading,
     ReadingPage,
     RecordEntry,
     RecordKind,
     RemoteJoin,
+    RetentionItem,
     Role,
     Session,
     SessionAggregate,
@@ -159,7 +164,9 @@ class Store(ABC):
 
     @abstractmethod
     def record_consent(self, patient_id: uuid.UUID, given: bool, on: date, scope: str) -> Patient:
-        """Consent to facial analysis; no session can start without it. Audited."""
+        """Consent to facial analysis; no session can start without it. Audited. Every call appends to the consent
+        history (consent_history) with the current consent text; a withdrawal (given=False) also ends the patient's
+        live sessions in the same transaction."""
 
     @abstractmethod
     def get_patient(self, patient_id: uuid.UUID) -> Patient:
@@ -269,3 +276,35 @@ class Store(ABC):
     @abstractmethod
     def audit_chain(self, after: int = 0, limit: int = 10_000) -> list[AuditEvent]:
         """Admins only: audit rows with chain_pos > `after` in chain order, hashes included (store.audit.verify_chain)."""
+    # --- patients' data rights (docs/privacy.md) ----------------------------------------------------------------------
+    # Withdrawal is record_consent(given=False): the database ends the patient's live sessions in the same transaction.
+    @abstractmethod
+    def current_consent_text(self) -> ConsentText:
+        """The consent wording patients must have agreed to for a session to start (clinician actors and system)."""
+
+    @abstractmethod
+    def publish_consent_text(self, text: str) -> ConsentText:
+        """Admins: a new version of the wording. Every patient then needs new consent before their next session. Audited."""
+
+    @abstractmethod
+    def consent_history(self, patient_id: uuid.UUID) -> list[ConsentRecord]:
+        """Oldest first; every consent and withdrawal with the wording current at the time. NotFound like get_patient."""
+
+    @abstractmethod
+    def consent_is_current(self, patient_id: uuid.UUID) -> bool:
+        """Consent given, and given to the current wording (what starting a session requires)."""
+
+    @abstractmethod
+    def export_patient(self, patient_id: uuid.UUID) -> PatientExport:
+        """Everything held about the patient that the actor may see (row-level security applies). Audited as "export"."""
+
+    @abstractmethod
+    def erase_patient(self, patient_id: uuid.UUID, confirmation: str) -> ErasureResult:
+        """Admins only; `confirmation` must be the patient's full name exactly. Deletes the patient and every row about
+        them in one transaction and appends an audit tombstone ("erase", "patient", id). InvalidInput while a session
+        of theirs is live (withdraw consent first) or when the confirmation differs."""
+
+    @abstractmethod
+    def apply_retention(self, keep: timedelta, dry_run: bool = True) -> list[RetentionItem]:
+        """System actor: readings of sessions ended more than `keep` ago (keep >= validation.LATE_READING_GRACE).
+        A dry run only lists them; otherwise they are deleted (each session audited as "retention_delete")."""

@@ -174,3 +174,56 @@ class AuditEvent:
     chain_pos: int | None = None
     prev_hash: str | None = None
     row_hash: str | None = None
+
+
+# --- patients' data rights (consent versions, export, erasure, retention; docs/privacy.md) --------------------------------
+@dataclass(frozen=True)
+class ConsentText:
+    """One published version of the consent wording; the highest version is the current one."""
+
+    version: int
+    text: str
+    published_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    """One entry of a patient's consent history: given or withdrawn, with a copy of the wording current at the time."""
+
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    given: bool
+    consent_date: date | None
+    scope: str
+    text_version: int
+    consent_text: str
+    recorded_by: uuid.UUID | None
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class PatientExport:
+    """Everything the database holds about one patient, as the acting clinician may see it."""
+
+    patient: Patient
+    record_entries: list[RecordEntry]
+    consents: list[ConsentRecord]
+    sessions: list[Session]
+    annotations: list[Annotation]
+    readings: dict[uuid.UUID, list[Reading]]  # session id -> its readings, oldest first (every session has a key)
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    patient_id: uuid.UUID
+    deleted: dict[str, int]  # table -> rows deleted (readings, annotations, sessions, record_entries, consent_records)
+
+
+@dataclass(frozen=True)
+class RetentionItem:
+    """A session whose readings are past the retention period: how many it holds (dry run) or had (applied)."""
+
+    session_id: uuid.UUID
+    patient_id: uuid.UUID
+    ended_at: datetime
+    readings: int

@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from fer.labels import LABELS
+from store import patient_rights as rights
 from store import validation as check
 from store.api import Actor, LoginThrottle, Store
 from store.common import (
@@ -44,15 +45,20 @@ from store.models import (
     Annotation,
     AuditEvent,
     Clinician,
+    ConsentRecord,
+    ConsentText,
     Device,
     DeviceRegistration,
+    ErasureResult,
     NewPatient,
     Patient,
+    PatientExport,
     Reading,
     ReadingPage,
     RecordEntry,
     RecordKind,
     RemoteJoin,
+    RetentionItem,
     Role,
     Session,
     SessionAggregate,
@@ -654,6 +660,74 @@ class PostgresStore(Store):
 def _address(address: str | None) -> str | None:
     return None if address is None else check.text("client_address", address)
 
+
+    # --- patients' data rights (SQL in supabase/migrations/20261202050000_* and 20261202050100_*) ----------------------
+    def current_consent_text(self) -> ConsentText:
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT version, text, published_at FROM consent_texts ORDER BY version DESC LIMIT 1"
+            ).fetchone()
+        if row is None:
+            raise NotFound("consent text (only clinicians read it)")
+        return rights.consent_text_from_row(row)
+
+    def publish_consent_text(self, text: str) -> ConsentText:
+        text = rights.checked_consent_text(text)
+        with self._tx() as conn:
+            version = conn.execute("SELECT public.publish_consent_text(%s) AS v", (text,)).fetchone()["v"]
+            row = conn.execute("SELECT version, text, published_at FROM consent_texts WHERE version = %s",
+                               (version,)).fetchone()
+        return rights.consent_text_from_row(row)
+
+    def consent_history(self, patient_id: uuid.UUID) -> list[ConsentRecord]:
+        check.a_uuid("patient_id", patient_id)
+        with self._tx() as conn:
+            self._require_visible(conn, "patients", patient_id, "patient")
+            rows = conn.execute(
+                "SELECT * FROM consent_records WHERE patient_id = %s ORDER BY recorded_at, id", (patient_id,)
+            ).fetchall()
+        return [rights.consent_record_from_row(row) for row in rows]
+
+    def consent_is_current(self, patient_id: uuid.UUID) -> bool:
+        check.a_uuid("patient_id", patient_id)
+        with self._tx() as conn:
+            self._require_visible(conn, "patients", patient_id, "patient")
+            return bool(conn.execute("SELECT app.consent_is_current(%s) AS ok", (patient_id,)).fetchone()["ok"])
+
+    def export_patient(self, patient_id: uuid.UUID) -> PatientExport:
+        check.a_uuid("patient_id", patient_id)
+        with self._tx() as conn:  # one transaction: the export and its audit row go together
+            document = conn.execute("SELECT public.patient_export(%s) AS doc", (patient_id,)).fetchone()["doc"]
+            readings: dict[uuid.UUID, list[Reading]] = {}
+            for session in document["sessions"]:
+                session_id, cursor, found = uuid.UUID(session["id"]), 0, []
+                while True:
+                    rows = conn.execute("SELECT * FROM public.readings_since(%s, %s, %s)",
+                                        (session_id, cursor, rights.READINGS_PAGE)).fetchall()
+                    found.extend(reading_from_row(r) for r in rows)
+                    if len(rows) < rights.READINGS_PAGE:
+                        break
+                    cursor = rows[-1]["seq"]
+                readings[session_id] = found
+            self._audit(conn, "export", "patient", patient_id)
+        return rights.export_from_json(document, readings)
+
+    def erase_patient(self, patient_id: uuid.UUID, confirmation: str) -> ErasureResult:
+        check.a_uuid("patient_id", patient_id)
+        confirmation = rights.checked_confirmation(confirmation)
+        if not (self.actor.kind == "clinician" and self.actor.role == "admin"):
+            raise PermissionDenied("only admins erase patients")
+        with self._tx() as conn:
+            document = conn.execute("SELECT public.erase_patient(%s, %s) AS result",
+                                    (patient_id, confirmation)).fetchone()["result"]
+        return rights.erasure_from_json(patient_id, document)
+
+    def apply_retention(self, keep: timedelta, dry_run: bool = True) -> list[RetentionItem]:
+        require_system(self.actor, "apply the retention period")
+        keep = rights.checked_keep(keep)
+        with self._tx() as conn:
+            rows = conn.execute("SELECT * FROM public.apply_retention(%s, %s)", (keep, bool(dry_run))).fetchall()
+        return [rights.retention_item_from_row(row) for row in rows]
 
 def _checked_patient_fields(values: dict[str, object]) -> dict[str, object]:
     checked: dict[str, object] = {}

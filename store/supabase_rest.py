@@ -30,6 +30,7 @@ import httpx
 from postgrest.exceptions import APIError
 
 from fer.labels import LABELS
+from store import patient_rights as rights
 from store import validation as check
 from store.api import Actor, LoginThrottle, Store
 from store.common import (
@@ -57,15 +58,20 @@ from store.models import (
     Annotation,
     AuditEvent,
     Clinician,
+    ConsentRecord,
+    ConsentText,
     Device,
     DeviceRegistration,
+    ErasureResult,
     NewPatient,
     Patient,
+    PatientExport,
     Reading,
     ReadingPage,
     RecordEntry,
     RecordKind,
     RemoteJoin,
+    RetentionItem,
     Role,
     Session,
     SessionAggregate,
@@ -679,6 +685,78 @@ class SupabaseRestStore(Store):
                              .order("chain_pos").limit(limit))
         return [AuditEvent(**_parse(row)) for row in rows]
 
+
+    # --- patients' data rights (SQL in supabase/migrations/20261202050000_* and 20261202050100_*) ----------------------
+    # The functions run with the service key (RLS bypassed), so the visibility checks of the policies come first, here.
+    def current_consent_text(self) -> ConsentText:
+        if self.actor.kind not in ("clinician", "system"):
+            raise NotFound("consent text (only clinicians read it)")
+        rows = self._execute(self._table("consent_texts").select("version,text,published_at")
+                             .order("version", desc=True).limit(1))
+        if not rows:
+            raise NotFound("consent text")
+        return rights.consent_text_from_row(rows[0])
+
+    def publish_consent_text(self, text: str) -> ConsentText:
+        text = rights.checked_consent_text(text)
+        if not self._is_admin():
+            raise PermissionDenied("only admins publish consent texts")
+        version = self._rpc("publish_consent_text", {"p_text": text, "p_actor": self.actor.label})
+        rows = self._execute(self._table("consent_texts").select("version,text,published_at").eq("version", version))
+        return rights.consent_text_from_row(rows[0])
+
+    def consent_history(self, patient_id: uuid.UUID) -> list[ConsentRecord]:
+        check.a_uuid("patient_id", patient_id)
+        self._visible_patient(patient_id, "id")
+        rows = self._execute(self._table("consent_records").select("*").eq("patient_id", str(patient_id))
+                             .order("recorded_at").order("id"))
+        return [rights.consent_record_from_row(row) for row in rows]
+
+    def consent_is_current(self, patient_id: uuid.UUID) -> bool:
+        # app.consent_is_current is not in the exposed schema: the same rule from the rows it reads
+        check.a_uuid("patient_id", patient_id)
+        patient = self._visible_patient(patient_id, "id,consent_facial_analysis")
+        history = self.consent_history(patient_id)
+        return bool(patient["consent_facial_analysis"] and history and history[-1].given
+                    and history[-1].text_version == self.current_consent_text().version)
+
+    def export_patient(self, patient_id: uuid.UUID) -> PatientExport:
+        check.a_uuid("patient_id", patient_id)
+        self._visible_patient(patient_id, "id")
+        document = self._rpc("patient_export", {"p_patient": str(patient_id)})
+        if not self._is_admin():  # the sessions_select policy: a clinician sees the sessions they ran
+            mine = {s["id"] for s in document["sessions"] if s["clinician_id"] == str(self.actor.id)}
+            document["sessions"] = [s for s in document["sessions"] if s["id"] in mine]
+            document["annotations"] = [a for a in document["annotations"] if a["session_id"] in mine]
+        readings: dict[uuid.UUID, list[Reading]] = {}
+        for session in document["sessions"]:
+            session_id, cursor, found = uuid.UUID(session["id"]), 0, []
+            while True:
+                rows = self._rpc("readings_since", {"p_session": str(session_id), "p_cursor": cursor,
+                                                    "p_limit": rights.READINGS_PAGE})
+                found.extend(_reading(row) for row in rows)
+                if len(rows) < rights.READINGS_PAGE:
+                    break
+                cursor = int(rows[-1]["seq"])
+            readings[session_id] = found
+        self._audit_row("export", "patient", patient_id)
+        return rights.export_from_json(document, readings)
+
+    def erase_patient(self, patient_id: uuid.UUID, confirmation: str) -> ErasureResult:
+        check.a_uuid("patient_id", patient_id)
+        confirmation = rights.checked_confirmation(confirmation)
+        if not (self.actor.kind == "clinician" and self.actor.role == "admin"):
+            raise PermissionDenied("only admins erase patients")
+        # one rpc = one transaction: the deletions and the audit tombstone (named after this admin) commit together
+        document = self._rpc("erase_patient", {"p_patient": str(patient_id), "p_confirmation": confirmation,
+                                               "p_actor": self.actor.label})
+        return rights.erasure_from_json(patient_id, document)
+
+    def apply_retention(self, keep: timedelta, dry_run: bool = True) -> list[RetentionItem]:
+        require_system(self.actor, "apply the retention period")
+        keep = rights.checked_keep(keep)
+        rows = self._rpc("apply_retention", {"p_keep": rights.interval_literal(keep), "p_dry_run": bool(dry_run)})
+        return [rights.retention_item_from_row(row) for row in rows]
 
 def _only(row: dict[str, Any], columns: str) -> dict[str, Any]:
     """Keep the public columns (an insert with the service key returns every column, secrets included)."""
