@@ -657,10 +657,6 @@ class PostgresStore(Store):
         return [AuditEvent(**row) for row in rows]
 
 
-def _address(address: str | None) -> str | None:
-    return None if address is None else check.text("client_address", address)
-
-
     # --- patients' data rights (SQL in supabase/migrations/20261202050000_* and 20261202050100_*) ----------------------
     def current_consent_text(self) -> ConsentText:
         with self._tx() as conn:
@@ -769,3 +765,7 @@ def aggregate_from_row(session_id: uuid.UUID, row: dict) -> SessionAggregate:
         mean_probabilities=tuple(float(row[f"mean_{label}"]) for label in LABELS),
         dominant_counts={label: int(counts.get(label, 0)) for label in LABELS},
     )
+
+
+def _address(address: str | None) -> str | None:
+    return None if address is None else check.text("client_address", address)
