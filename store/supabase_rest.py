@@ -46,6 +46,7 @@ from store.errors import (
     StoreError,
     StoreUnavailable,
 )
+from store.supabase_markers import SupabaseMarkers
 from store.models import (
     Annotation,
     AuditEvent,
@@ -131,7 +132,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class SupabaseRestStore(Store):
+class SupabaseRestStore(SupabaseMarkers, Store):
     def __init__(self, client: Any, actor: Actor | None = None) -> None:
         self._client = client
         self.actor = actor or Actor.system()
