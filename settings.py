@@ -33,6 +33,9 @@ class Settings:
     show_emotions_to_patient: bool = False
     max_login_failures: int = 5
     lockout_minutes: int = 15
+    # Reactions to event markers (app/reactions.py): seconds of readings before and after each marker
+    reaction_before_s: float = 30.0
+    reaction_after_s: float = 30.0
 
     @property
     def backend(self) -> str:
@@ -64,6 +67,8 @@ class Settings:
             show_emotions_to_patient=(get("SHOW_EMOTIONS_TO_PATIENT") or "false").lower() in ("1", "true", "yes"),
             max_login_failures=int(get("MAX_LOGIN_FAILURES") or cls.max_login_failures),
             lockout_minutes=int(get("LOCKOUT_MINUTES") or cls.lockout_minutes),
+            reaction_before_s=_positive_seconds("REACTION_BEFORE_S", get("REACTION_BEFORE_S"), cls.reaction_before_s),
+            reaction_after_s=_positive_seconds("REACTION_AFTER_S", get("REACTION_AFTER_S"), cls.reaction_after_s),
         )
 
 
@@ -82,3 +87,16 @@ def _parse_ice_servers(raw: object) -> list[dict]:
     if not isinstance(servers, list) or not all(isinstance(s, dict) and "urls" in s for s in servers):
         raise ValueError(f"ICE_SERVERS must be a list of objects with 'urls', got {raw!r}")
     return servers
+
+
+def _positive_seconds(name: str, raw: str | None, default: float) -> float:
+    """A window length in seconds, in (0, 3600]."""
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value <= 3600:
+        raise ValueError(f"{name} must be in (0, 3600] seconds, got {raw!r}")
+    return value

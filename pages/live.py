@@ -5,7 +5,8 @@ from datetime import timedelta
 
 import streamlit as st
 
-from app import analytics, charts, context, sessions, ui, webrtc_session
+from app import analytics, charts, context, marker_ui, sessions, ui, webrtc_session
+from app import markers as event_markers
 from store.errors import InvalidInput, NotFound, StoreError
 
 REFRESH = timedelta(seconds=1)
@@ -73,7 +74,7 @@ def render_panel() -> None:
         # Rebuilt only when readings arrived: an unchanged figure is an identical message, which Streamlit does not
         # resend, so a quiet second costs neither the server nor the browser a redraw.
         minute = analytics.last_window(frame, 60)
-        feed.figures = (charts.live_figure(frame, str(session.id)), charts.distribution_figure(analytics.dominant_distribution(minute), height=300))
+        feed.figures = (event_markers.add_to_figure(charts.live_figure(frame, str(session.id)), event_markers.visible_markers(ctx.store, session), event_markers.timeline_origin(session, frame)), charts.distribution_figure(analytics.dominant_distribution(minute), height=300))
     chart_col, distribution_col = st.columns([3, 1])
     with chart_col:
         st.plotly_chart(feed.figures[0], key=charts.LIVE_CHART_KEY)
@@ -82,6 +83,7 @@ def render_panel() -> None:
         st.plotly_chart(feed.figures[1], key="live_minute")
 
 
+marker_ui.live_marker_bar(ctx.store, session, on_added=lambda: setattr(feed, "figures", None))  # issue 15: redraw with the new marker
 if session.status == "live":
     st.fragment(render_panel, run_every=REFRESH)()
 else:

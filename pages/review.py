@@ -4,7 +4,7 @@ baseline, and the exports (CSV of readings, printable HTML report)."""
 import pandas as pd
 import streamlit as st
 
-from app import context, review, ui
+from app import context, marker_ui, review, ui
 from store.errors import NotFound
 
 ctx = context.require_clinician()
@@ -91,6 +91,8 @@ else:
             ),
             hide_index=True,
         )
+
+marker_ui.review_section(ctx.store, session, result, ctx.settings)  # issue 15: markers, reactions
 
 st.subheader("Export")
 csv_col, report_col = st.columns(2)
