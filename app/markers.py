@@ -111,7 +111,7 @@ def markers_frame(markers: Sequence[Marker], origin: datetime) -> pd.DataFrame:
     )
 
 
-def add_to_figure(figure: go.Figure, markers: Sequence[Marker], origin: datetime, y: float = 1.02) -> go.Figure:
+def add_to_figure(figure: go.Figure, markers: Sequence[Marker], origin: datetime, y: float = 0.97) -> go.Figure:
     """Draw markers on a timeline figure whose x axis is seconds since `origin`: a dotted line across every subplot and a
     hoverable point (type and text) at the top of the first. Returns the same figure."""
     if not markers:
