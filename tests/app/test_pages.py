@@ -194,7 +194,7 @@ def test_the_progress_page_shows_each_session_and_the_trend(signed_in_app, clini
     at = open_page(signed_in_app, "pages/progress.py", patient=patient.id)
     assert not at.exception
     assert "happy rising" in page_text(at) and "sad falling" in page_text(at)
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) == 3  # proportions, valence, expressivity (issue 15)
     assert list(at.dataframe[0].value["session"]) == [1, 2]
 
 
