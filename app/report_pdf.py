@@ -75,6 +75,7 @@ class ReportContent:
         return [
             ("Patient", self.patient.full_name),
             ("Date of birth", self.patient.date_of_birth.isoformat() if self.patient.date_of_birth else "—"),
+            ("Diagnosis", self.patient.diagnosis or "—"),
             ("Clinician", self.clinician.display_name),
             ("Session", f"{MODE_LABELS.get(self.session.mode, self.session.mode)}, {format_time(self.session.started_at)}"
                         f" to {format_time(self.session.ended_at)}"),

@@ -4,7 +4,7 @@ baseline, and the exports (CSV of readings, printable HTML report)."""
 import pandas as pd
 import streamlit as st
 
-from app import context, marker_ui, review, ui
+from app import clinical_ui, context, marker_ui, review, ui
 from store.errors import NotFound
 
 ctx = context.require_clinician()
@@ -117,3 +117,4 @@ report_col.download_button(
     on_click="ignore",
 )
 st.caption("Open the report in a browser and print it (or save it as PDF).")
+clinical_ui.export_buttons(store, result, patient, clinician, ctx.settings)  # issue 15: PDF, FHIR, detailed CSVs

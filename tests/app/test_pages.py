@@ -180,7 +180,7 @@ def test_the_review_page_summarises_a_session_and_offers_exports(signed_in_app, 
     expected = (30 * (0.85 - 0.1) + 10 * (0.025 - 0.925) + 60 * (0.025 - 0.1)) / 100
     assert metrics["Valence index"] == f"{expected:+.2f}"
     assert len(at.get("plotly_chart")) == 2
-    assert [d.label for d in at.get("download_button")] == ["Readings (CSV)", "Printable report (HTML)"]
+    assert [d.label for d in at.get("download_button")][:2] == ["Readings (CSV)", "Printable report (HTML)"]  # issue 15 adds more after these (tests/app/test_clinical_exports.py)
 
     at.radio(key="baseline").set_value("first_minute").run()
     assert len(at.get("plotly_chart")) == 3
