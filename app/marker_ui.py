@@ -65,7 +65,8 @@ def types_editor(store: Store) -> None:
         label_col.write(kind.label)
         key_col.write(f"key {kind.shortcut}" if kind.shortcut else "—")
         if remove_col.button("Remove", key=f"remove_type_{kind.id}", type="tertiary"):
-            store.remove_marker_type(kind.id)
+            saved = {t.label: t for t in marker_service.editable_marker_types(store)}  # defaults are saved first
+            store.remove_marker_type(saved[kind.label].id)
             st.rerun()
     with st.form("add_marker_type", clear_on_submit=True):
         label_col, key_col = st.columns([4, 1])
@@ -74,6 +75,7 @@ def types_editor(store: Store) -> None:
         shortcut = key_col.selectbox("Key", free, index=1 if len(free) > 1 else 0, format_func=lambda k: k or "none")
         if st.form_submit_button("Add type"):
             try:
+                marker_service.editable_marker_types(store)  # defaults are saved first
                 store.add_marker_type(label, shortcut, position=len(types))
             except StoreError as error:
                 st.error(str(error))

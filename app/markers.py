@@ -27,13 +27,27 @@ MARKER_TRACE_NAME = "markers"
 CLOCK_SKEW = timedelta(seconds=5)  # a marker may sit this far outside the session (devices' clocks differ)
 
 
+def default_types(clinician_id) -> list[MarkerType]:
+    """The defaults as unsaved types (a fixed id per label, so widget keys stay stable)."""
+    import uuid
+
+    return [MarkerType(uuid.uuid5(uuid.NAMESPACE_URL, f"psya-default-marker/{label}"), clinician_id, label, shortcut, position)
+            for position, (label, shortcut) in enumerate(DEFAULT_MARKER_TYPES)]
+
+
 def marker_types(store: Store) -> list[MarkerType]:
-    """The acting clinician's marker types; the defaults are stored for them the first time."""
+    """The acting clinician's marker types, or the defaults while they have saved none. Read-only: the live dashboard
+    calls this on every full run, so it writes nothing (see `editable_marker_types`)."""
+    return store.list_marker_types() or default_types(store.actor.id)
+
+
+def editable_marker_types(store: Store) -> list[MarkerType]:
+    """The clinician's saved types, storing the defaults first when they have none (before they add or remove one)."""
     types = store.list_marker_types()
     if types:
         return types
-    for position, (label, shortcut) in enumerate(DEFAULT_MARKER_TYPES):
-        store.add_marker_type(label, shortcut, position)
+    for kind in default_types(store.actor.id):
+        store.add_marker_type(kind.label, kind.shortcut, kind.position)
     return store.list_marker_types()
 
 

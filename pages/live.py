@@ -83,13 +83,14 @@ def render_panel() -> None:
         st.plotly_chart(feed.figures[1], key="live_minute")
 
 
-marker_ui.live_marker_bar(ctx.store, session, on_added=lambda: setattr(feed, "figures", None))  # issue 15: redraw with the new marker
 if session.status == "live":
     st.fragment(render_panel, run_every=REFRESH)()
 else:
     render_panel()
     st.success(f"This session ended {ui.format_time(session.ended_at)}.")
     st.page_link("pages/review.py", label="Review the session", icon=":material/insights:", query_params={"session": str(session.id)})
+
+marker_ui.live_marker_bar(ctx.store, session, on_added=lambda: setattr(feed, "figures", None))  # issue 15: the next refresh redraws with it
 
 st.subheader("Notes")
 with st.form("annotation", clear_on_submit=True):

@@ -14,10 +14,15 @@ from tests.app.conftest import open_page, page_text
 from tests.app.helpers import consenting_patient, device_session, recorded_session, synthetic_readings
 
 
-def test_a_clinician_without_marker_types_gets_the_defaults_stored_once(clinician_store):
-    first = markers.marker_types(clinician_store)
-    assert [(t.label, t.shortcut) for t in first] == list(markers.DEFAULT_MARKER_TYPES)
-    assert [t.id for t in markers.marker_types(clinician_store)] == [t.id for t in first]
+def test_a_clinician_without_marker_types_is_offered_the_defaults_saved_only_when_editing(clinician_store):
+    offered = markers.marker_types(clinician_store)
+    assert [(t.label, t.shortcut) for t in offered] == list(markers.DEFAULT_MARKER_TYPES)
+    assert clinician_store.list_marker_types() == []  # showing the bar writes nothing
+    saved = markers.editable_marker_types(clinician_store)
+    assert [(t.label, t.shortcut) for t in saved] == list(markers.DEFAULT_MARKER_TYPES)
+    assert [t.id for t in markers.editable_marker_types(clinician_store)] == [t.id for t in saved]  # stored once
+    clinician_store.remove_marker_type(saved[0].id)
+    assert [t.label for t in markers.marker_types(clinician_store)] == [label for label, _ in markers.DEFAULT_MARKER_TYPES[1:]]
 
 
 def test_marking_now_needs_a_live_session_and_marking_later_a_time_inside_it(clinician_store, store_factory):
@@ -69,6 +74,7 @@ def test_the_live_marker_bar_marks_the_session_and_redraws_the_live_chart(signed
     assert not at.exception
     [marker] = clinician_store.list_markers(session.id)
     assert marker.kind == "distress"
+    at.run()  # the next refresh
     live_chart = at.session_state["live_feeds"][str(session.id)].figures[0]
     [trace] = [t for t in live_chart.data if t.name == markers.MARKER_TRACE_NAME]
     assert list(trace.text) == ["distress"]

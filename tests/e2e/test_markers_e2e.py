@@ -87,6 +87,11 @@ def test_a_marker_added_by_its_shortcut_shows_on_the_live_chart_and_the_review(a
             [marker] = mine.list_markers(session.id)
             assert marker.kind == "distress" and marker.session_id == session.id
             shot(page, "01-live-marked-by-key")
+            # typing a digit into a text box is text, not a shortcut
+            page.get_by_role("textbox", name="Note at this moment").press_sequentially("room 3")
+            ui.wait_for_app_idle(page)
+            assert [m.kind for m in mine.list_markers(session.id)] == ["distress"]
+            page.get_by_role("textbox", name="Note at this moment").fill("")
 
             page.get_by_role("button", name="Stop session").click()
             page.get_by_text("This session ended").wait_for(timeout=30_000)
