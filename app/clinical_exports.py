@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from app import fhir_export, report_pdf, sessions
+from app import fhir_session, report_pdf, sessions
 from app import markers as marker_service
 from fer.labels import LABELS
 from store.api import Store
@@ -78,6 +78,6 @@ def html_report(store: Store, review, patient: Patient, clinician: Clinician, be
 
 def fhir_bundle(store: Store, review, patient: Patient, clinician: Clinician, before_s: float, after_s: float) -> bytes:
     content = report_pdf.content_from_review(review, patient, clinician, before_s, after_s)
-    data = fhir_export.session_bundle_json(content, report_pdf.session_report_pdf(content))
+    data = fhir_session.session_bundle_json(content, report_pdf.session_report_pdf(content))
     store.audit("export_fhir", "session", str(review.session.id))
     return data

@@ -44,7 +44,7 @@ def test_the_detailed_csv_has_box_flags_and_each_marker_on_one_row(clinician_sto
     assert {"export_csv_detail", "export_markers"} <= audited(admin_store, session)
 
 
-def test_pdf_html_and_fhir_exports_of_a_stored_session_are_audited(clinician_store, store_factory, admin_store, clinician):
+def test_pdf_html_and_fhir_sessions_of_a_stored_session_are_audited(clinician_store, store_factory, admin_store, clinician):
     patient = consenting_patient(clinician_store, "Sara Ibáñez")
     session = recorded_session(clinician_store, store_factory, patient, ["neutral"] * 30 + ["happy"] * 30)
     markers.mark_at(clinician_store, session, markers.timeline_origin(session), 30, "exercise start",

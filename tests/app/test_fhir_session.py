@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from app import fhir_export, report_pdf
+from app import fhir_session, report_pdf
 from fer.labels import LABELS
 from tests.app.test_reports import synthetic_content
 
@@ -20,7 +20,7 @@ pytest.importorskip("fhir.resources")
 def exported():
     content = synthetic_content()
     pdf = report_pdf.session_report_pdf(content)
-    return content, pdf, json.loads(fhir_export.session_bundle_json(content, pdf))
+    return content, pdf, json.loads(fhir_session.session_bundle_json(content, pdf))
 
 
 def test_the_bundle_validates_as_fhir(exported):
