@@ -54,6 +54,9 @@ class Settings:
     client_address_header: str = ""
     # Privacy: days the readings of ended sessions are kept (`python -m store.retention apply`); None keeps them forever
     readings_retention_days: int | None = None
+    # Reactions to event markers (app/reactions.py): seconds of readings before and after each marker
+    reaction_before_s: float = 30.0
+    reaction_after_s: float = 30.0
 
     @property
     def backend(self) -> str:
@@ -95,6 +98,8 @@ class Settings:
             session_max_hours=float(get("SESSION_MAX_HOURS") or cls.session_max_hours),
             client_address_header=get("CLIENT_ADDRESS_HEADER") or cls.client_address_header,
             readings_retention_days=int(d) if (d := get("READINGS_RETENTION_DAYS")) else None,
+            reaction_before_s=_positive_seconds("REACTION_BEFORE_S", get("REACTION_BEFORE_S"), cls.reaction_before_s),
+            reaction_after_s=_positive_seconds("REACTION_AFTER_S", get("REACTION_AFTER_S"), cls.reaction_after_s),
         )
 
 
@@ -123,3 +128,16 @@ def _parse_ice_servers(raw: object) -> list[dict]:
     if not isinstance(servers, list) or not all(isinstance(s, dict) and "urls" in s for s in servers):
         raise ValueError(f"ICE_SERVERS must be a list of objects with 'urls', got {raw!r}")
     return servers
+
+
+def _positive_seconds(name: str, raw: str | None, default: float) -> float:
+    """A window length in seconds, in (0, 3600]."""
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value <= 3600:
+        raise ValueError(f"{name} must be in (0, 3600] seconds, got {raw!r}")
+    return value

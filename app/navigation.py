@@ -19,7 +19,8 @@ LOGIN_PATH = "login"
 # an unused name and a hidden twin answers its real address.
 SIGNED_OUT_HOME = "welcome"
 SIGNED_IN_HOME = "home"
-SIGNED_IN_PATHS = ("patients", "patient", "sessions", "live", "review", "progress", "devices", "clinicians", "audit")
+SIGNED_IN_PATHS = ("patients", "patient", "sessions", "live", "review", "progress", "compare", "cohort", "devices", "clinicians",
+                   "audit")
 
 
 def pages_for(clinician: Clinician | None) -> dict[str, list[st.Page]] | list[st.Page]:
@@ -36,6 +37,8 @@ def pages_for(clinician: Clinician | None) -> dict[str, list[st.Page]] | list[st
             st.Page("pages/live.py", title="Live dashboard", icon=":material/monitor_heart:", url_path="live"),
             st.Page("pages/review.py", title="Session review", icon=":material/insights:", url_path="review"),
             st.Page("pages/progress.py", title="Progress", icon=":material/trending_up:", url_path="progress"),
+            st.Page("pages/compare.py", title="Compare sessions", icon=":material/compare:", url_path="compare"),
+            st.Page("pages/cohort.py", title="My patients: cohort", icon=":material/groups_3:", url_path="cohort"),
         ],
         "Setup": [st.Page("pages/devices.py", title="Devices", icon=":material/memory:", url_path="devices")],
     }

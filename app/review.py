@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from app import analytics, charts, exports, sessions
+from app import markers as event_markers
 from store.api import Store
+from store.markers import Marker
 from store.models import Annotation, Clinician, Patient, Session
 
 BaselineSource = Literal["none", "first_minute", "session"]
@@ -26,6 +28,7 @@ class Review:
     annotations: list[Annotation]
     baseline: dict[str, float] | None = None
     baseline_label: str = ""
+    markers: list[Marker] = field(default_factory=list)  # issue 15: only for the session's own clinician
 
     @property
     def start(self) -> pd.Timestamp | None:
@@ -35,12 +38,13 @@ class Review:
         return None if self.session.started_at is None else pd.Timestamp(self.session.started_at).tz_convert("UTC")
 
     def figures(self) -> list[tuple[str, go.Figure]]:
+        origin = event_markers.timeline_origin(self.session, self.frame)
         found = [
-            ("Timeline (smoothed), dominant emotion and valence", charts.review_figure(self.smoothed, self.annotations, self.summary.peaks, self.start)),
+            ("Timeline (smoothed), dominant emotion and valence", event_markers.add_to_figure(charts.review_figure(self.smoothed, self.annotations, self.summary.peaks, self.start), self.markers, origin)),
             ("Dominant-emotion distribution", charts.distribution_figure(self.summary.distribution)),
         ]
         if self.baseline is not None:
-            found.append((f"Change against the baseline ({self.baseline_label})", charts.baseline_figure(analytics.change_from_baseline(self.smoothed, self.baseline))))
+            found.append((f"Change against the baseline ({self.baseline_label})", event_markers.add_to_figure(charts.baseline_figure(analytics.change_from_baseline(self.smoothed, self.baseline)), self.markers, origin)))
         return found
 
 
@@ -73,6 +77,7 @@ def build(
         annotations=store.list_annotations(session.id),
         baseline=base,
         baseline_label=label,
+        markers=event_markers.visible_markers(store, session),
     )
 
 

@@ -5,7 +5,8 @@ from datetime import timedelta
 
 import streamlit as st
 
-from app import analytics, browser_component, charts, context, sessions, ui
+from app import analytics, browser_component, charts, context, marker_ui, sessions, ui
+from app import markers as event_markers
 from store.errors import InvalidInput, NotFound, StoreError
 
 REFRESH = timedelta(seconds=1)
@@ -73,7 +74,7 @@ def render_panel() -> None:
         # Rebuilt only when readings arrived: an unchanged figure is an identical message, which Streamlit does not
         # resend, so a quiet second costs neither the server nor the browser a redraw.
         minute = analytics.last_window(frame, 60)
-        feed.figures = (charts.live_figure(frame, str(session.id)), charts.distribution_figure(analytics.dominant_distribution(minute), height=300))
+        feed.figures = (event_markers.add_to_figure(charts.live_figure(frame, str(session.id)), event_markers.visible_markers(ctx.store, session), event_markers.timeline_origin(session, frame)), charts.distribution_figure(analytics.dominant_distribution(minute), height=300))
     chart_col, distribution_col = st.columns([3, 1])
     with chart_col:
         st.plotly_chart(feed.figures[0], key=charts.LIVE_CHART_KEY)
@@ -88,6 +89,8 @@ else:
     render_panel()
     st.success(f"This session ended {ui.format_time(session.ended_at)}.")
     st.page_link("pages/review.py", label="Review the session", icon=":material/insights:", query_params={"session": str(session.id)})
+
+marker_ui.live_marker_bar(ctx.store, session, on_added=lambda: setattr(feed, "figures", None))  # issue 15: the next refresh redraws with it
 
 st.subheader("Notes")
 with st.form("annotation", clear_on_submit=True):

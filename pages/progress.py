@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app import charts, context, progress, ui
+from app import charts, clinical_ui, context, progress, ui
 from store.errors import NotFound
 
 ctx = context.require_clinician()
@@ -37,3 +37,4 @@ st.plotly_chart(charts.valence_progress_figure(result.frame, result.trends["vale
 table = result.frame.drop(columns=["session_id"]).copy()
 table["started_at"] = table["started_at"].map(ui.format_time)
 st.dataframe(table.round(3), hide_index=True)
+clinical_ui.expressivity_section(ctx.store, patient)  # issue 15

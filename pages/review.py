@@ -4,7 +4,7 @@ baseline, and the exports (CSV of readings, printable HTML report)."""
 import pandas as pd
 import streamlit as st
 
-from app import context, review, ui
+from app import clinical_ui, context, marker_ui, review, ui
 from store.errors import NotFound
 
 ctx = context.require_clinician()
@@ -92,6 +92,8 @@ else:
             hide_index=True,
         )
 
+marker_ui.review_section(ctx.store, session, result, ctx.settings)  # issue 15: markers, reactions
+
 st.subheader("Export")
 csv_col, report_col = st.columns(2)
 store, clinician = ctx.store, ctx.clinician
@@ -115,3 +117,4 @@ report_col.download_button(
     on_click="ignore",
 )
 st.caption("Open the report in a browser and print it (or save it as PDF).")
+clinical_ui.export_buttons(store, result, patient, clinician, ctx.settings)  # issue 15: PDF, FHIR, detailed CSVs

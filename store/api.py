@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
+from store.markers import MarkerStore
 from store.models import (
     Annotation,
     AuditEvent,
@@ -80,8 +81,8 @@ class Actor:
         return self.kind if self.id is None else f"{self.kind}:{self.id}"
 
 
-class Store(ABC):
-    """All reads and writes of clinical data. Methods raise `store.errors` types only."""
+class Store(MarkerStore, ABC):
+    """All reads and writes of clinical data. Methods raise `store.errors` types only. Event markers: `store.markers`."""
 
     actor: Actor
 

@@ -41,6 +41,7 @@ from store.common import (
     scram_verifier,
 )
 from store.errors import InvalidInput, NotFound, PermissionDenied, StoreError, StoreUnavailable
+from store.postgres_markers import PostgresMarkers
 from store.models import (
     Annotation,
     AuditEvent,
@@ -124,7 +125,7 @@ def map_database_error(error: Exception) -> StoreError:
     return StoreError(str(error))
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresMarkers, Store):
     def __init__(self, pool: ConnectionPool, actor: Actor | None = None, owns_pool: bool = True) -> None:
         self._pool = pool
         self.actor = actor or Actor.system()

@@ -54,6 +54,7 @@ from store.errors import (
     StoreError,
     StoreUnavailable,
 )
+from store.supabase_markers import SupabaseMarkers
 from store.models import (
     Annotation,
     AuditEvent,
@@ -215,7 +216,7 @@ class _Tokens:
             self._clients.clear()
 
 
-class SupabaseRestStore(Store):
+class SupabaseRestStore(SupabaseMarkers, Store):
     def __init__(self, tokens: _Tokens, actor: Actor | None = None) -> None:
         self._tokens = tokens
         self.actor = actor or Actor.system()

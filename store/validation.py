@@ -13,7 +13,6 @@ from datetime import date, datetime, timedelta
 from numbers import Real
 
 from fer.labels import LABELS
-from store.api import LoginThrottle
 from store.errors import InvalidInput
 from store.models import READING_SOURCES, RECORD_KINDS, ROLES, SESSION_MODES, SESSION_STATUSES, Reading
 
@@ -88,6 +87,8 @@ def has_lone_surrogate(value: str) -> bool:
 
 def login_throttle(throttle: object) -> tuple[int, float, float, float, float]:
     """A store.api.LoginThrottle as the numbers public.login_attempt_begin takes (free failures, then seconds)."""
+    from store.api import LoginThrottle  # store.api imports this module: look the class up when it is used
+
     if not isinstance(throttle, LoginThrottle):
         raise InvalidInput(f"expected a store.api.LoginThrottle, got {type(throttle).__name__}")
     if isinstance(throttle.free_failures, bool) or not isinstance(throttle.free_failures, int) or throttle.free_failures < 0:
