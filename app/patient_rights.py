@@ -106,7 +106,8 @@ def _record(obj: object) -> dict[str, Any]:
 
 
 def export_document(export: PatientExport, generated_at: datetime) -> dict[str, Any]:
-    """The machine-readable export: every field of every row, sessions with their annotations and readings nested."""
+    """The machine-readable export: every field of every row, sessions with their annotations, event markers and
+    readings nested."""
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -117,6 +118,7 @@ def export_document(export: PatientExport, generated_at: datetime) -> dict[str, 
         "sessions": [
             {**_record(s),
              "annotations": [_record(a) for a in export.annotations if a.session_id == s.id],
+             "markers": [_record(m) for m in export.markers if m.session_id == s.id],
              "readings": [_reading_json(r) for r in export.readings[s.id]]}
             for s in export.sessions
         ],

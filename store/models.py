@@ -211,6 +211,7 @@ class PatientExport:
     sessions: list[Session]
     annotations: list[Annotation]
     readings: dict[uuid.UUID, list[Reading]]  # session id -> its readings, oldest first (every session has a key)
+    markers: list = field(default_factory=list)  # store.markers.Marker of every session, oldest first
 
 
 @dataclass(frozen=True)

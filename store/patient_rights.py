@@ -13,6 +13,7 @@ from typing import Any
 
 from store import validation as check
 from store.errors import InvalidInput
+from store.markers import Marker
 from store.models import (
     Annotation,
     ConsentRecord,
@@ -129,7 +130,14 @@ def export_from_json(document: dict[str, Any], readings: dict[uuid.UUID, list[Re
         sessions=sessions,
         annotations=[_annotation(row) for row in document["annotations"]],
         readings={s.id: readings.get(s.id, []) for s in sessions},
+        markers=[_marker(row) for row in document.get("markers", [])],
     )
+
+
+def _marker(row: dict[str, Any]) -> Marker:
+    return Marker(id=_uuid(row["id"]), session_id=_uuid(row["session_id"]), at=_datetime(row["at"]), kind=row["kind"],
+                  text=row["text"], author_id=_uuid(row["author_id"]), created_at=_datetime(row["created_at"]),
+                  updated_at=_datetime(row["updated_at"]))
 
 
 def erasure_from_json(patient_id: uuid.UUID, document: dict[str, Any]) -> ErasureResult:

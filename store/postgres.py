@@ -432,7 +432,7 @@ class PostgresStore(PostgresMarkers, Store):
         device_id = check.a_uuid("device_id", device_id)
         if self.actor.kind == "device" and self.actor.id != device_id:
             raise PermissionDenied("wrong device id or key")
-        if not isinstance(key, str) or not key or len(key) > 200:
+        if not isinstance(key, str) or not key or len(key) > 200 or not _encodable(key):
             raise PermissionDenied("wrong device id or key")
         # always as the device: this works over the app's connection and over the device's own login alike
         with self._tx(Actor.for_device(device_id)) as conn:
@@ -770,3 +770,12 @@ def aggregate_from_row(session_id: uuid.UUID, row: dict) -> SessionAggregate:
 
 def _address(address: str | None) -> str | None:
     return None if address is None else check.text("client_address", address)
+
+
+def _encodable(text: str) -> bool:
+    """False for strings UTF-8 cannot carry (lone surrogates): the driver would raise instead of the store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

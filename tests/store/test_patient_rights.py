@@ -19,7 +19,8 @@ from store.validation import LATE_READING_GRACE
 from tests.store.conftest import HAPPY, SAD, World, readings_for
 
 # public.patient_export's lists, by the table each comes from
-EXPORTED_TABLES = {"patients", "record_entries", "consent_records", "sessions", "readings", "annotations"}
+EXPORTED_TABLES = {"patients", "record_entries", "consent_records", "sessions", "readings", "annotations",
+                   "session_markers"}
 
 
 @pytest.fixture
@@ -75,9 +76,11 @@ def a_patient_with_everything(world: World, store, device_id, name: str):
     store.update_patient(patient.id, contact=f"{name.lower().replace(' ', '.')}@example.org", notes=f"notes on {name}")
     store.add_record_entry(patient.id, date(2026, 2, 1), "diagnosis", f"diagnosis of {name}")
     session = store.start_session(patient.id, "in_person", device_id)
-    store.insert_readings(readings_for(session.id, 12) + readings_for(session.id, 3, SAD, start=datetime(
-        2026, 11, 25, 9, 5, tzinfo=timezone.utc)))
-    store.add_annotation(session.id, datetime(2026, 11, 25, 9, 0, 1, tzinfo=timezone.utc), f"note about {name}")
+    # inside the session's bounds (the database refuses readings before its start or from the future)
+    store.insert_readings(readings_for(session.id, 12, start=session.started_at)
+                          + readings_for(session.id, 3, SAD, start=session.started_at + timedelta(seconds=20)))
+    store.add_annotation(session.id, session.started_at + timedelta(seconds=1), f"note about {name}")
+    store.add_marker(session.id, session.started_at + timedelta(seconds=2), "topic: family", f"marker about {name}")
     store.end_session(session.id)
     remote = store.start_remote_session(patient.id)
     store.insert_remote_readings(remote.token, readings_for(remote.session.id, 4, source="remote"))
@@ -183,6 +186,7 @@ def test_the_export_holds_every_row_of_the_patient_and_nothing_of_another(world,
         "sessions": {str(s.id) for s in export.sessions},
         "readings": {str(r.id) for rs in export.readings.values() for r in rs},
         "annotations": {str(a.id) for a in export.annotations},
+        "session_markers": {str(m.id) for m in export.markers},
     }
     assert exported == in_database
     assert len(exported["readings"]) == 19 and len(exported["consent_records"]) == 1
@@ -286,7 +290,7 @@ def test_retention_deletes_exactly_the_readings_of_sessions_ended_longer_ago(wor
     for days in (40, 31, 29, None):  # None: still live
         session = store.start_session(patient.id, "in_person", device.id)
         store.insert_readings(readings_for(session.id, 5))
-        store.add_annotation(session.id, datetime(2026, 11, 25, 9, tzinfo=timezone.utc), "kept")
+        store.add_annotation(session.id, session.started_at, "kept")
         if days is not None:
             store.end_session(session.id)
             superuser.execute("UPDATE sessions SET ended_at = now() - %s WHERE id = %s", (timedelta(days=days), session.id))
