@@ -1,7 +1,8 @@
 """Markers over Supabase's REST API: a mixin of `store.supabase_rest.SupabaseRestStore` (uses its `_table`, `_execute`
-and `_audit_row`). The service key bypasses row-level security, so every request carries the policies' rule itself: marker
-types filtered by the acting clinician, markers only of a session whose clinician is the actor (admins included in
-nothing)."""
+and `_audit_row`). Every request runs under the acting clinician's own JWT, so the policies of
+supabase/migrations/20261202060000_event_markers.sql decide what is seen and changed: no request carries an ownership
+filter. One rule is checked here as well, as in the direct backend: a session's markers are only for its own clinician
+(admins, who see every session, included in nothing), so an admin gets NotFound, not an empty list."""
 
 from __future__ import annotations
 
@@ -48,8 +49,7 @@ def _when(value: str | None) -> datetime | None:
 class SupabaseMarkers(MarkerStore):
     def list_marker_types(self) -> list[MarkerType]:
         require_clinician(self.actor, "keep marker types")
-        rows = self._execute(self._table("marker_types").select(MARKER_TYPE_COLUMNS)
-                             .eq("clinician_id", str(self.actor.id)).order("position").order("label"))
+        rows = self._execute(self._table("marker_types").select(MARKER_TYPE_COLUMNS).order("position").order("label"))
         return [_marker_type(row) for row in rows]
 
     def add_marker_type(self, label: str, shortcut: str = "", position: int = 0) -> MarkerType:
@@ -63,8 +63,7 @@ class SupabaseMarkers(MarkerStore):
     def remove_marker_type(self, type_id: uuid.UUID) -> None:
         require_clinician(self.actor, "keep marker types")
         check.a_uuid("type_id", type_id)
-        rows = self._execute(self._table("marker_types").delete().eq("id", str(type_id))
-                             .eq("clinician_id", str(self.actor.id)))
+        rows = self._execute(self._table("marker_types").delete().eq("id", str(type_id)))
         if not rows:
             raise NotFound(f"marker type {type_id}")
         self._audit_row("delete", "marker_type", type_id)
@@ -113,9 +112,10 @@ class SupabaseMarkers(MarkerStore):
         return [_marker(row) for row in rows]
 
     def _require_own_session(self, session_id: uuid.UUID) -> None:
-        rows = self._execute(self._table("sessions").select("id").eq("id", str(session_id))
-                             .eq("clinician_id", str(self.actor.id)))
-        if not rows:
+        # RLS shows an admin every session, but markers are only for the session's own clinician
+        rows = self._execute(self._table("sessions").select("id,clinician_id").eq("id", str(session_id)))
+        owner = rows[0].get("clinician_id") if rows else None
+        if owner is None or uuid.UUID(str(owner)) != self.actor.id:
             raise NotFound(f"session {session_id}")
 
     def _own_marker_session(self, marker_id: uuid.UUID) -> uuid.UUID:

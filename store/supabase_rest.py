@@ -688,7 +688,12 @@ class SupabaseRestStore(SupabaseMarkers, Store):
 
 
     # --- patients' data rights (SQL in supabase/migrations/20261202050000_* and 20261202050100_*) ----------------------
-    # The functions run with the service key (RLS bypassed), so the visibility checks of the policies come first, here.
+    # Under the actor's own JWT like everything else: patient_export is SECURITY INVOKER (RLS decides what it returns);
+    # publish_consent_text and erase_patient check app.is_admin() from that JWT themselves (p_actor only counts for
+    # the service role). The checks here only refuse early, before the network.
+    def _is_admin(self) -> bool:
+        return self.actor.kind == "system" or (self.actor.kind == "clinician" and self.actor.role == "admin")
+
     def current_consent_text(self) -> ConsentText:
         if self.actor.kind not in ("clinician", "system"):
             raise NotFound("consent text (only clinicians read it)")
@@ -725,7 +730,7 @@ class SupabaseRestStore(SupabaseMarkers, Store):
         check.a_uuid("patient_id", patient_id)
         self._visible_patient(patient_id, "id")
         document = self._rpc("patient_export", {"p_patient": str(patient_id)})
-        if not self._is_admin():  # the sessions_select policy: a clinician sees the sessions they ran
+        if not self._is_admin():  # sessions_select already applied in the function; kept as a second guard
             mine = {s["id"] for s in document["sessions"] if s["clinician_id"] == str(self.actor.id)}
             document["sessions"] = [s for s in document["sessions"] if s["id"] in mine]
             document["annotations"] = [a for a in document["annotations"] if a["session_id"] in mine]
@@ -758,6 +763,7 @@ class SupabaseRestStore(SupabaseMarkers, Store):
         keep = rights.checked_keep(keep)
         rows = self._rpc("apply_retention", {"p_keep": rights.interval_literal(keep), "p_dry_run": bool(dry_run)})
         return [rights.retention_item_from_row(row) for row in rows]
+
 
 def _only(row: dict[str, Any], columns: str) -> dict[str, Any]:
     """Keep the public columns (an insert with the service key returns every column, secrets included)."""

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 import jwt
 import pytest
 
-from store.api import Actor
+from store.api import Actor, LoginThrottle
 from store.errors import InvalidInput, InvalidToken, NotFound, PermissionDenied, SessionNotLive, StoreUnavailable
 from store.models import Clinician, NewPatient, Reading
 from store.supabase_rest import SupabaseRestStore
@@ -457,7 +457,24 @@ def plausible_postgrest(request: RecordedRequest) -> Reply:
                              "text": "x", "author_id": str(CLINICIAN.id)}],
             "audit_log": [], "rpc/readings_since": [], "rpc/session_aggregate": [AGGREGATE_ROW],
             "rpc/session_for_token": [session_row()], "rpc/device_live_session": [session_row()],
-            "rpc/device_authenticate": [DEVICE_ROW]}
+            "rpc/device_authenticate": [DEVICE_ROW],
+            "consent_texts": [{"version": int((request.param("version") or "eq.1").removeprefix("eq.")),
+                               "text": "I agree to facial analysis.", "published_at": "2026-11-25T09:00:00+00:00"}],
+            "marker_types": [{"id": str(uuid.uuid4()), "clinician_id": str(CLINICIAN.id), "label": "topic: family",
+                              "shortcut": "1", "position": 0, "created_at": "2026-11-25T09:00:00+00:00"}],
+            "session_markers": [{"id": str(uuid.uuid4()), "session_id": str(SESSION_ID), "at": "2026-11-25T09:00:00+00:00",
+                                 "kind": "distress", "text": "", "author_id": str(CLINICIAN.id),
+                                 "created_at": "2026-11-25T09:00:00+00:00", "updated_at": "2026-11-25T09:00:00+00:00"}]}
+    # functions returning a scalar or a jsonb document: PostgREST answers the bare value, not a list of rows
+    scalars = {"rpc/login_attempt_begin": 0.0, "rpc/login_session_open": str(uuid.uuid4()),
+               "rpc/publish_consent_text": 2,
+               "rpc/patient_export": {"patient": patient_row(), "record_entries": [], "consents": [],
+                                      "sessions": [session_row()], "annotations": [],
+                                      "reading_counts": {str(SESSION_ID): 0}},
+               "rpc/erase_patient": {"readings": 0, "annotations": 0, "sessions": 1, "record_entries": 0,
+                                     "consent_records": 1}}
+    if table in scalars:
+        return Reply(200, scalars[table])
     if table in ("rpc/insert_readings", "rpc/device_insert_readings", "rpc/insert_remote_readings"):
         return Reply(200, 1)
     if table in ("rpc/device_heartbeat", "rpc/revoke_device"):
@@ -470,6 +487,8 @@ def plausible_postgrest(request: RecordedRequest) -> Reply:
 SYSTEM, AS_CLINICIAN, AS_ADMIN, AS_DEVICE = Actor.system(), Actor.for_clinician(CLINICIAN), Actor.for_clinician(ADMIN), \
     Actor.for_device(DEVICE_ID)
 TOKEN = "w" * 43
+THROTTLE = LoginThrottle(free_failures=3, first_delay=timedelta(seconds=1), account_max_delay=timedelta(minutes=15),
+                         address_max_delay=timedelta(minutes=5))
 NOW = datetime.now(timezone.utc)
 METHODS: list[tuple[str, Actor, Callable[[Any], object]]] = [
     ("ping", SYSTEM, lambda s: s.ping()),
@@ -506,6 +525,32 @@ METHODS: list[tuple[str, Actor, Callable[[Any], object]]] = [
     ("audit", AS_CLINICIAN, lambda s: s.audit("export", "session", str(SESSION_ID))),
     ("list_audit", AS_ADMIN, lambda s: s.list_audit()),
     ("audit_chain", AS_ADMIN, lambda s: s.audit_chain()),
+    # login throttle and stored login sessions (system operations: the service key)
+    ("begin_login_attempt", SYSTEM, lambda s: s.begin_login_attempt("doc", "10.0.0.1", THROTTLE)),
+    ("reset_login_throttle", SYSTEM, lambda s: s.reset_login_throttle("doc")),
+    ("open_login_session", SYSTEM, lambda s: s.open_login_session(CLINICIAN.id, "t" * 43, "10.0.0.1")),
+    ("resume_login_session", SYSTEM, lambda s: s.resume_login_session("t" * 43, timedelta(hours=2),
+                                                                      timedelta(hours=12))),
+    ("end_login_session", SYSTEM, lambda s: s.end_login_session("t" * 43)),
+    ("revoke_login_sessions", SYSTEM, lambda s: s.revoke_login_sessions(CLINICIAN.id)),
+    ("set_password_hash", SYSTEM, lambda s: s.set_password_hash(CLINICIAN.id, "$2b$04$" + "x" * 53)),
+    ("set_clinician_active", SYSTEM, lambda s: s.set_clinician_active(CLINICIAN.id, False)),
+    # patients' data rights
+    ("current_consent_text", AS_CLINICIAN, lambda s: s.current_consent_text()),
+    ("publish_consent_text", AS_ADMIN, lambda s: s.publish_consent_text("I agree to facial analysis.")),
+    ("consent_history", AS_CLINICIAN, lambda s: s.consent_history(PATIENT_ID)),
+    ("consent_is_current", AS_CLINICIAN, lambda s: s.consent_is_current(PATIENT_ID)),
+    ("export_patient", AS_CLINICIAN, lambda s: s.export_patient(PATIENT_ID)),
+    ("erase_patient", AS_ADMIN, lambda s: s.erase_patient(PATIENT_ID, "ERASE")),
+    ("apply_retention", SYSTEM, lambda s: s.apply_retention(timedelta(days=30))),
+    # event markers
+    ("list_marker_types", AS_CLINICIAN, lambda s: s.list_marker_types()),
+    ("add_marker_type", AS_CLINICIAN, lambda s: s.add_marker_type("topic: family", "1")),
+    ("remove_marker_type", AS_CLINICIAN, lambda s: s.remove_marker_type(SESSION_ID)),
+    ("add_marker", AS_CLINICIAN, lambda s: s.add_marker(SESSION_ID, NOW, "distress")),
+    ("update_marker", AS_CLINICIAN, lambda s: s.update_marker(SESSION_ID, text="calmer")),
+    ("remove_marker", AS_CLINICIAN, lambda s: s.remove_marker(SESSION_ID)),
+    ("list_markers", AS_CLINICIAN, lambda s: s.list_markers(SESSION_ID)),
 ]
 TOKEN_METHODS: list[tuple[str, Callable[[Any], object]]] = [
     ("session_for_token", lambda s: s.session_for_token(TOKEN)),
