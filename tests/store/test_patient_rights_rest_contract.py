@@ -1,6 +1,6 @@
 """CONTRACT TEST of the Supabase REST backend's data-rights calls against PostgREST's documented protocol, on the stand-in
-server of test_supabase_rest_contract.py: visibility checks first (the service key bypasses RLS), then the database
-functions as `rpc` with named arguments, audit rows named after the acting admin or clinician, and the SQL's error
+server of test_supabase_rest_contract.py: under the actor's own JWT (RLS applies, no ownership filter in any request),
+the database functions as `rpc` with named arguments, audit rows named after the acting admin or clinician, and the SQL's error
 prefixes mapped to store errors. The functions themselves run on real PostgreSQL in test_patient_rights.py."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from tests.store.test_supabase_rest_contract import (  # noqa: F401 (fixtures)
     PATIENT_ID,
     SESSION_ID,
     Reply,
+    bearer_claims,
     error,
     fake,
     patient_row,
@@ -56,7 +57,8 @@ def test_export_checks_visibility_calls_the_function_pages_readings_and_audits(f
     export = store.as_actor(Actor.for_clinician(CLINICIAN)).export_patient(PATIENT_ID)
 
     visible = fake.only("GET", "/rest/v1/patients")
-    assert visible.param("id") == f"eq.{PATIENT_ID}" and visible.param("clinician_id") == f"eq.{CLINICIAN.id}"
+    assert visible.param("id") == f"eq.{PATIENT_ID}" and visible.param("clinician_id") is None
+    assert bearer_claims(visible)["sub"] == str(CLINICIAN.id)
     assert fake.only("POST", "/rest/v1/rpc/patient_export").body == {"p_patient": str(PATIENT_ID)}
     # the sessions_select policy: this clinician did not run the admin's session, so neither it nor its note is exported
     assert [s.id for s in export.sessions] == [SESSION_ID] and export.annotations == []

@@ -1,6 +1,7 @@
 """CONTRACT TEST of the markers over Supabase REST (store.supabase_markers) against PostgREST's documented protocol (see
-test_supabase_rest_contract.py for the stand-in server): the service key bypasses RLS, so every request must carry the
-policies' rule itself (the acting clinician's own marker types; markers only of a session whose clinician is the actor)."""
+test_supabase_rest_contract.py for the stand-in server): every request runs under the acting clinician's own JWT and
+carries no ownership filter (the policies of 20261202060000_event_markers.sql apply); a session's markers are only for
+its own clinician, which the store also checks from the session row, so an admin gets NotFound."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.store.test_supabase_rest_contract import (  # noqa: F401  (fixtures)
     CLINICIAN,
     SESSION_ID,
     Reply,
+    bearer_claims,
     fake,
     store,
 )
@@ -30,13 +32,18 @@ def marker_row(**overrides):
             "updated_at": "2026-12-02T10:00:06+00:00", **overrides}
 
 
+def own_session() -> list[dict[str, str]]:
+    return [{"id": str(SESSION_ID), "clinician_id": str(CLINICIAN.id)}]
+
+
 def test_adding_a_marker_checks_the_session_is_the_actors_own_then_posts_and_audits(fake, store):
-    fake.reply("GET", "/rest/v1/sessions", Reply(200, [{"id": str(SESSION_ID)}]))
+    fake.reply("GET", "/rest/v1/sessions", Reply(200, own_session()))
     fake.reply("POST", "/rest/v1/session_markers", Reply(201, [marker_row()]))
     fake.reply("POST", "/rest/v1/audit_log", Reply(201))
     marker = store.as_actor(Actor.for_clinician(CLINICIAN)).add_marker(SESSION_ID, AT, "distress")
     lookup = fake.only("GET", "/rest/v1/sessions")
-    assert lookup.param("id") == f"eq.{SESSION_ID}" and lookup.param("clinician_id") == f"eq.{CLINICIAN.id}"
+    assert lookup.param("id") == f"eq.{SESSION_ID}" and lookup.param("clinician_id") is None  # RLS, by the JWT
+    assert bearer_claims(lookup)["sub"] == str(CLINICIAN.id)
     insert = fake.only("POST", "/rest/v1/session_markers")
     assert insert.body == {"session_id": str(SESSION_ID), "at": AT.isoformat(), "kind": "distress", "text": "",
                            "author_id": str(CLINICIAN.id)}
@@ -45,16 +52,16 @@ def test_adding_a_marker_checks_the_session_is_the_actors_own_then_posts_and_aud
 
 
 def test_an_admin_is_scoped_to_their_own_sessions_too(fake, store):
-    fake.reply("GET", "/rest/v1/sessions", Reply(200, []))
+    fake.reply("GET", "/rest/v1/sessions", Reply(200, own_session()))  # sessions_select shows admins every session
     with pytest.raises(NotFound):
         store.as_actor(Actor.for_clinician(ADMIN)).list_markers(SESSION_ID)
-    assert fake.only("GET", "/rest/v1/sessions").param("clinician_id") == f"eq.{ADMIN.id}"
+    assert bearer_claims(fake.only("GET", "/rest/v1/sessions"))["sub"] == str(ADMIN.id)
     assert not [r for r in fake.requests if r.path == "/rest/v1/session_markers"]
 
 
 def test_removing_a_marker_deletes_with_id_and_session_filters(fake, store):
     fake.reply("GET", "/rest/v1/session_markers", Reply(200, [{"session_id": str(SESSION_ID)}]))
-    fake.reply("GET", "/rest/v1/sessions", Reply(200, [{"id": str(SESSION_ID)}]))
+    fake.reply("GET", "/rest/v1/sessions", Reply(200, own_session()))
     fake.reply("DELETE", "/rest/v1/session_markers", Reply(200, [marker_row()]))
     fake.reply("POST", "/rest/v1/audit_log", Reply(201))
     store.as_actor(Actor.for_clinician(CLINICIAN)).remove_marker(MARKER_ID)
@@ -62,11 +69,12 @@ def test_removing_a_marker_deletes_with_id_and_session_filters(fake, store):
     assert delete.param("id") == f"eq.{MARKER_ID}" and delete.param("session_id") == f"eq.{SESSION_ID}"
 
 
-def test_marker_types_are_filtered_by_the_acting_clinician(fake, store):
+def test_marker_types_are_read_under_the_acting_clinicians_jwt(fake, store):
     fake.reply("GET", "/rest/v1/marker_types", Reply(200, [
         {"id": str(MARKER_ID), "clinician_id": str(CLINICIAN.id), "label": "distress", "shortcut": "3", "position": 0,
          "created_at": "2026-12-02T10:00:06+00:00"}]))
     types = store.as_actor(Actor.for_clinician(CLINICIAN)).list_marker_types()
     request = fake.only("GET", "/rest/v1/marker_types")
-    assert request.param("clinician_id") == f"eq.{CLINICIAN.id}"
+    assert request.param("clinician_id") is None  # marker_types_select: the owner's JWT decides
+    assert bearer_claims(request)["sub"] == str(CLINICIAN.id)
     assert [(t.label, t.shortcut) for t in types] == [("distress", "3")]
