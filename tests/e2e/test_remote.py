@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -19,17 +18,21 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from app.remote import INVALID_LINK_MESSAGE, join_link
 from settings import Settings
-from store.models import NewPatient, RemoteJoin
+from store.errors import InvalidToken, SessionNotLive
+from store.models import NewPatient, Reading, RemoteJoin
+from store.validation import LATE_READING_TOLERANCE
 from tests.conftest import SHARED_DIR
 from tests.e2e.clinic_harness import CHROMIUM, CHROMIUM_ARGS, PROJECT_ROOT
 from tests.e2e.fixtures_video import PATIENT_FACE_BOXES, FaceVideo, make_face_video, model_for_tests, pick_face_images
+from tests.ports import reserve_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,12 +40,6 @@ WEBRTC_IFRAME = 'iframe[title^="streamlit_webrtc"]'
 CONSENT_LABEL = "I have read the above and agree to facial analysis"
 CLINICIAN_USERNAME = "dr.remote"
 CLINICIAN_PASSWORD = "remote-test-pw-42"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -77,7 +74,7 @@ def model_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def app_server(tmp_path: Path, database_url: str, model_env: dict[str, str], chromium_path) -> Iterator[RunningApp]:
     """`streamlit run streamlit_app.py` on a free port against a fresh database; stopped at the end."""
-    port = free_port()
+    port = reserve_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -308,7 +305,7 @@ def wait_for_playing_video(page, timeout: float = 60.0) -> None:
 
 
 def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
-    app_server, app_clinician_store, face_images, tmp_path, playwright_instance
+    app_server, app_store, app_clinician_store, face_images, tmp_path, playwright_instance
 ):
     video = make_face_video(face_images, tmp_path / "patient.y4m")
     patient = app_clinician_store.create_patient(NewPatient(full_name="Remote Patient One"))
@@ -350,11 +347,19 @@ def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
         clinician_page.screenshot(path=str(tmp_path / "clinician-dashboard.png"), full_page=True)
 
         # The clinician ends the session: the patient's page says so, and no more readings are accepted.
-        app_clinician_store.end_session(session.id)
+        ended = app_clinician_store.end_session(session.id)
         page.get_by_text(re.compile("session has ended", re.I)).first.wait_for(timeout=30_000)
-        settled = len(app_clinician_store.readings_since(session.id).readings)
-        page.wait_for_timeout(2_000)
-        assert len(app_clinician_store.readings_since(session.id).readings) == settled
+        # The patient's link itself is refused now (what the app's writer gets for any later reading)...
+        token = parse_qs(urlparse(link).query)["token"][0]
+        late = Reading(session_id=session.id, captured_at=ended.ended_at + LATE_READING_TOLERANCE + timedelta(seconds=1),
+                       probabilities=(0, 0, 0, 1, 0, 0, 0), source="remote", box=(1, 1, 10, 10))
+        with pytest.raises((InvalidToken, SessionNotLive)):
+            app_store.insert_remote_readings(token, [late])
+        # ...and nothing stored for the session was captured after its end (beyond the store's clock-skew tolerance),
+        # however long the patient's camera kept sending.
+        stored = app_clinician_store.readings_since(session.id).readings
+        assert stored and all(r.captured_at <= ended.ended_at + LATE_READING_TOLERANCE for r in stored)
+        assert late.id not in {r.id for r in stored}
     except Exception:
         if clinician_page is not None:  # what the clinician saw, for the failure report
             clinician_page.screenshot(path=str(tmp_path / "clinician-at-failure.png"), full_page=True)
