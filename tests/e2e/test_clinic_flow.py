@@ -152,9 +152,14 @@ def clinic_day(app, page, database_url, name, username, password) -> None:
 def test_make_run_defaults_open_a_working_app_on_the_embedded_database(chromium, browser, tmp_path):
     """No DATABASE_URL and no secrets: the app starts its own embedded PostgreSQL under PSYA_DATA_DIR and asks for the
     first clinician (what `make run` does on a fresh machine)."""
-    from store.embedded import EmbeddedPostgres
+    import shutil
 
-    data_dir = tmp_path / "fresh-machine"
+    from store.embedded import EmbeddedPostgres
+    from tests.conftest import private_temp_dir
+
+    # Not under tmp_path: the server runs as its own system user, and every other pytest run on this machine resets
+    # /tmp/pytest-of-root to mode 0700, locking that user out of its data directory in the middle of the test.
+    data_dir = private_temp_dir("psya-test-fresh-machine-")
     env = {"PSYA_DATA_DIR": str(data_dir), "DATABASE_URL": "", "SUPABASE_URL": "", "SUPABASE_KEY": ""}
     app = ui.AppProcess.start(env, tmp_path, timeout=180)
     try:
@@ -170,6 +175,7 @@ def test_make_run_defaults_open_a_working_app_on_the_embedded_database(chromium,
     finally:
         app.stop()
         EmbeddedPostgres(data_dir).stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_the_real_pi_agent_on_a_clip_feeds_the_live_dashboard(app, browser, database_url, photos_dir, tmp_path):
