@@ -40,6 +40,10 @@ WEBRTC_IFRAME = 'iframe[title^="streamlit_webrtc"]'
 CONSENT_LABEL = "I have read the above and agree to facial analysis"
 CLINICIAN_USERNAME = "dr.remote"
 CLINICIAN_PASSWORD = "remote-test-pw-42"
+# Generous deadlines: several Chromiums, WebRTC and the model share 2 cores with training and other test runs here. A test
+# that works finishes long before them; they only bound how long a broken one hangs.
+UI_TIMEOUT_MS = 120_000
+NAVIGATION_TIMEOUT_MS = 300_000
 
 
 @dataclass
@@ -182,12 +186,12 @@ def launch_chromium(playwright, video: FaceVideo):
 def join_as_patient(browser, link: str):
     """Open the join link in a fresh browser context, agree, start the camera. Returns the page."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.set_default_navigation_timeout(120_000)  # a loaded 2-core machine starting several Chromiums is slow
+    context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)  # a loaded 2-core machine starting several Chromiums is slow
     page = context.new_page()
     page.goto(link)
     wait_until_idle(page)
     page.get_by_text(CONSENT_LABEL).click()
-    page.frame_locator(WEBRTC_IFRAME).get_by_role("button", name="Start camera").click(timeout=60_000)
+    page.frame_locator(WEBRTC_IFRAME).get_by_role("button", name="Start camera").click(timeout=UI_TIMEOUT_MS)
     return page
 
 
@@ -249,9 +253,9 @@ def wait_until_idle(page, settle_ms: int = 500) -> None:
     """Wait until the Streamlit script has finished running (and stays finished briefly): a form submitted while a
     rerun is in flight (e.g. the one a component's first value triggers) can be lost."""
     idle = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-    page.locator(idle).wait_for(timeout=60_000)
+    page.locator(idle).wait_for(timeout=UI_TIMEOUT_MS)
     page.wait_for_timeout(settle_ms)
-    page.locator(idle).wait_for(timeout=60_000)
+    page.locator(idle).wait_for(timeout=UI_TIMEOUT_MS)
 
 
 def log_in(page, app_url: str) -> None:
@@ -260,7 +264,7 @@ def log_in(page, app_url: str) -> None:
     page.get_by_role("textbox", name="Username").fill(CLINICIAN_USERNAME)
     page.get_by_role("textbox", name="Password").fill(CLINICIAN_PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.get_by_role("button", name="Log out").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Log out").wait_for(timeout=UI_TIMEOUT_MS)
 
 
 def start_remote_session_in_ui(page, app_url: str) -> str:
@@ -268,13 +272,13 @@ def start_remote_session_in_ui(page, app_url: str) -> str:
     # Navigate inside the app (no reload): a reload starts a new Streamlit session that must first restore the login
     # from the cookie, and until then only the login page exists.
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Sessions").click()
-    page.get_by_role("heading", name="Sessions").first.wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Sessions").first.wait_for(timeout=UI_TIMEOUT_MS)
     wait_until_idle(page)
     page.get_by_text("Remote (patient's browser)").click()
     wait_until_idle(page)
     page.get_by_role("button", name="Start remote session").click()
     code = page.locator('[data-testid="stCode"]').filter(has_text="/join?token=")
-    code.wait_for(timeout=30_000)
+    code.wait_for(timeout=UI_TIMEOUT_MS)
     link = code.inner_text().strip()
     assert re.fullmatch(re.escape(app_url) + r"/join\?token=[\w%-]+", link), link
     return link
@@ -315,7 +319,7 @@ def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
     clinician_page = None
     try:
         clinician_context = browser.new_context()
-        clinician_context.set_default_navigation_timeout(120_000)
+        clinician_context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
         clinician_page = clinician_context.new_page()
         log_in(clinician_page, app_server.url)
         link = start_remote_session_in_ui(clinician_page, app_server.url)
@@ -332,7 +336,7 @@ def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
         readings = wait_for_readings(app_clinician_store, session.id, 8, timeout=180)
         assert len(readings) >= 8
         assert all(r.session_id == session.id and r.source == "remote" for r in readings)
-        page.get_by_text(re.compile(r"Connected: \d+ frames analysed")).wait_for(timeout=30_000)
+        page.get_by_text(re.compile(r"Connected: \d+ frames analysed")).wait_for(timeout=UI_TIMEOUT_MS)
         # The patient does not see the emotion estimates (SHOW_EMOTIONS_TO_PATIENT is off).
         assert "Current expression" not in page.inner_text("body")
         page.screenshot(path=str(tmp_path / "patient.png"), full_page=True)
@@ -348,7 +352,7 @@ def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
 
         # The clinician ends the session: the patient's page says so, and no more readings are accepted.
         ended = app_clinician_store.end_session(session.id)
-        page.get_by_text(re.compile("session has ended", re.I)).first.wait_for(timeout=30_000)
+        page.get_by_text(re.compile("session has ended", re.I)).first.wait_for(timeout=UI_TIMEOUT_MS)
         # The patient's link itself is refused now (what the app's writer gets for any later reading)...
         token = parse_qs(urlparse(link).query)["token"][0]
         late = Reading(session_id=session.id, captured_at=ended.ended_at + LATE_READING_TOLERANCE + timedelta(seconds=1),
@@ -420,7 +424,7 @@ def test_invalid_or_ended_links_show_a_message_and_no_camera(app_server, app_cli
             join_link(app_server.settings, ended.token),
         ):
             page.goto(link)
-            page.get_by_text(INVALID_LINK_MESSAGE[:40]).wait_for(timeout=30_000)
+            page.get_by_text(INVALID_LINK_MESSAGE[:40]).wait_for(timeout=UI_TIMEOUT_MS)
             assert page.locator(WEBRTC_IFRAME).count() == 0
             assert page.get_by_text(CONSENT_LABEL).count() == 0
     finally:
