@@ -7,11 +7,12 @@ SHARED ?= ../shared
 export PYTHONPATH := $(CURDIR)
 export FER_SHARED_DIR ?= $(abspath $(SHARED))
 
-.PHONY: run test bench demo migrate browsers frontend train-edge train-ednn clean help
+.PHONY: run test test-random bench demo migrate browsers frontend train-edge train-ednn clean help
 
 help:
 	@echo "make run      set up and start the app on the embedded database (http://localhost:$(PORT))"
 	@echo "make test     set up everything (incl. Debian Chromium for browser tests) and run the whole suite"
+	@echo "make test-random   the whole suite in a random order (pytest-randomly; SEED=N repeats an order)"
 	@echo "make bench    print the benchmark tables (model, agent, store, dashboard latency)"
 	@echo "make frontend the join page's browser-analysis bundle (npm ci + esbuild into frontend/build; run/test/bench do it)"
 	@echo "make demo     load a demo clinician, patients and sessions into the configured database"
@@ -53,7 +54,11 @@ run: $(VENV)/.runtime-installed frontend
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true
 
 test: $(VENV)/.dev-installed browsers frontend
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
+
+# Every test must pass alone and in any order: this shuffles files and tests (the seed is printed; SEED=N repeats it).
+test-random: $(VENV)/.dev-installed browsers frontend
+	$(BIN)/python -m pytest -p randomly $(if $(SEED),--randomly-seed=$(SEED)) --durations=15
 
 bench: $(VENV)/.dev-installed frontend
 	$(BIN)/python -m bench

@@ -108,22 +108,23 @@ def test_frame_slot_keeps_only_the_newest_frame():
 def test_frame_slot_wakes_a_waiting_reader():
     slot: LatestFrameSlot[str] = LatestFrameSlot()
     got: list[str | None] = []
-    reader = threading.Thread(target=lambda: got.append(slot.take(timeout=5)))
+    reader = threading.Thread(target=lambda: got.append(slot.take(timeout=180)))
     reader.start()
     time.sleep(0.05)
     slot.put("frame")
-    reader.join(5)
-    assert got == ["frame"]
+    reader.join(60)
+    assert not reader.is_alive() and got == ["frame"]
 
 
 def test_closing_the_slot_releases_the_reader():
     slot: LatestFrameSlot[str] = LatestFrameSlot()
     got: list[str | None] = []
-    reader = threading.Thread(target=lambda: got.append(slot.take(timeout=5)))
+    # The reader would wait 180 s for a frame: only close() can release it within the generous 60 s join.
+    reader = threading.Thread(target=lambda: got.append(slot.take(timeout=180)))
     reader.start()
-    time.sleep(0.05)
+    time.sleep(0.05)  # most likely waiting by now; a take() after close() returns None at once, which passes too
     slot.close()
-    reader.join(1)
+    reader.join(60)
     assert not reader.is_alive() and got == [None]
 
 

@@ -34,12 +34,18 @@ class RecordingWrite:
 
     def __call__(self, batch: Sequence[Reading]) -> int:
         if self.block is not None:
-            self.block.wait(30)
+            self.block.wait(STUCK_SECONDS)
         self.readings.extend(batch)
         return len(batch)
 
 
-def wait_until(predicate, timeout: float = 10.0) -> bool:
+# A stuck store answers after this long; a caller that waited for it would still be blocked when the generous JOIN_SECONDS
+# are over, one that did not returns at once.
+STUCK_SECONDS = 180
+JOIN_SECONDS = 60
+
+
+def wait_until(predicate, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -79,8 +85,9 @@ def test_ending_the_video_does_not_wait_for_a_stuck_store():
     assert wait_until(lambda: stream.status().frames_analysed == 1)
     ender = threading.Thread(target=stream.on_video_ended)
     ender.start()
-    ender.join(2)
+    ender.join(JOIN_SECONDS)
     assert not ender.is_alive(), "on_video_ended blocked the WebRTC thread while the store was stuck"
+    assert write.readings == []  # the store is still stuck: on_video_ended returned without waiting for it
     release.set()
     assert wait_until(lambda: len(write.readings) == 1)  # the pending reading is still written afterwards
 
@@ -110,10 +117,11 @@ def test_a_second_window_on_the_same_link_takes_over_the_session():
     for _ in range(5):  # the first window keeps showing its video, but feeds nothing into the session any more
         time.sleep(0.03)
         first.video_frame_callback(camera_frame())
-    assert wait_until(lambda: first.status() is not None)  # its analyzer was stopped (on its own thread)
-    time.sleep(0.3)
-    assert first.status().frames_analysed == 1 and len(write.readings) == 2
+    assert wait_until(lambda: first.status() is not None)  # its analyzer was stopped (on its own thread): final counts
+    assert first.status().frames_analysed == 1
     second.stop()
+    assert wait_until(lambda: second.status() is not None)  # both analyzers have finished and written what they had
+    assert len(write.readings) == 2
 
 
 def status_texts(stream: PatientStream, show_emotions: bool = False) -> list[str]:
@@ -133,11 +141,12 @@ def test_the_patient_sees_progress_but_not_the_emotions_by_default():
 
 def test_the_patient_is_asked_to_face_the_camera_when_no_face_is_seen():
     stream = PatientStream(uuid.uuid4(), RecordingWrite(), lambda image: [], analysis_fps=200)
-    for _ in range(200):
-        stream.video_frame_callback(camera_frame())
+    frame = camera_frame()
+    deadline = time.monotonic() + 60  # frames keep coming, as from a camera, until enough were analysed
+    while stream.status() is None or stream.status().frames_analysed < webrtc_session.NO_FACE_HINT_FRAMES:
+        assert time.monotonic() < deadline, "the analysis did not reach the no-face hint"
+        stream.video_frame_callback(frame)
         time.sleep(0.01)
-        if stream.status().frames_analysed >= webrtc_session.NO_FACE_HINT_FRAMES:
-            break
     assert "No face is visible: please sit facing the camera, in good light." in status_texts(stream)
     stream.stop()
 

@@ -1,4 +1,4 @@
-"""Driving the real clinic app in Debian Chromium: start `streamlit run streamlit_app.py` on a free port against a given
+"""Driving the real clinic app in Debian Chromium: start `streamlit run streamlit_app.py` on a reserved port (tests/ports.py) against a given
 database, launch Chromium through Playwright (never `playwright install`), and the clinician's steps as small functions.
 
 Used by tests/e2e/test_clinic_flow.py and by the insert-to-chart benchmark (bench/dashboard.py).
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.ports import reserve_port
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -25,12 +26,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync",
 ]
 LIVE_CHART = ".st-key-live_chart .js-plotly-plot"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
@@ -55,7 +50,7 @@ class AppProcess:
 
     @classmethod
     def start(cls, settings_env: dict[str, str], workdir: Path, timeout: float = 120.0) -> "AppProcess":
-        port = free_port()
+        port = reserve_port()
         url = f"http://127.0.0.1:{port}"
         env = {
             **os.environ,
@@ -182,7 +177,7 @@ def register_device(page, url: str, name: str, room: str) -> tuple[str, str]:
     """Register a Pi device on the Devices page; returns (device id, key) read from the shown-once block."""
     goto(page, f"{url}/devices")
     page.get_by_text("Register a Pi device").click()
-    page.get_by_role("textbox", name="Name").wait_for(timeout=10_000)
+    page.get_by_role("textbox", name="Name").wait_for(timeout=30_000)
     page.get_by_role("textbox", name="Name").fill(name)
     page.get_by_role("textbox", name="Room").fill(room)
     page.get_by_role("button", name="Register").click()

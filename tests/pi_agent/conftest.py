@@ -1,6 +1,7 @@
 """Fixtures for the agent's tests: on the shared real PostgreSQL (tests/conftest.py: `postgres_server` with
 stop/start for outages, a fresh `database_url` per test), a clinic with a registered device and a live in-person session, a clip of real FER2013
-faces, and a model (the shipped one, else an anchor from ../shared with a sidecar written here)."""
+faces (needs ../shared), a clip without faces (made here), and the shipped model (an anchor from ../shared only when the
+shipped model is missing)."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def face_clip(fer2013_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def model_path(request, tmp_path_factory) -> Path:
-    """The shipped model when it exists (no need for ../shared/anchors then); else the mini-Xception anchor with the
+    """The shipped model (in the repo, so no skip); only without it, the mini-Xception anchor from ../shared with the
     sidecar `fer` reads (64x64, x/127.5-1)."""
     if SHIPPED_MODEL.is_file() and SHIPPED_MODEL.with_suffix(".json").is_file():
         return SHIPPED_MODEL
@@ -82,6 +83,24 @@ def model_path(request, tmp_path_factory) -> Path:
     except FileNotFoundError as error:
         pytest.skip(str(error))
     return SHIPPED_MODEL if linked is None else linked
+
+
+@pytest.fixture(scope="session")
+def faceless_clip(tmp_path_factory) -> Path:
+    """6 s of 640x480 video at 15 fps with no face in it (made here, no shared data): for what needs frames, not faces."""
+    import cv2
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("clips") / "faceless.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (640, 480))
+    assert writer.isOpened(), f"OpenCV cannot write {path}"
+    rng = np.random.default_rng(3)
+    try:
+        for _ in range(6 * 15):
+            writer.write(rng.integers(90, 130, size=(480, 640, 3), dtype=np.uint8))
+    finally:
+        writer.release()
+    return path
 
 
 def agent_command(*args: str) -> list[str]:

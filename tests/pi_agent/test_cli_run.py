@@ -27,18 +27,35 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+BLOCKS_WANTED = 8
+
+
 def test_dry_run_verbose_prints_the_seed_metrics_per_frame(face_clip, model_path, tmp_path):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pi_agent", "--source", str(face_clip), "--fps", "4", "--model", str(model_path),
-         "--dry-run", "--verbose"],
-        cwd=ROOT, env=clean_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    time.sleep(8)
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=30)
+    stdout_path = tmp_path / "stdout.txt"
+    with stdout_path.open("wb") as stdout:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pi_agent", "--source", str(face_clip), "--fps", "4", "--model", str(model_path),
+             "--dry-run", "--verbose"],
+            cwd=ROOT, env=clean_env(tmp_path, PYTHONUNBUFFERED="1"), stdout=stdout, stderr=subprocess.PIPE, text=True,
+        )
+    try:
+        # However slow this machine is: wait for 8 printed blocks (the last line of a block is the emotion).
+        wait_until(lambda: stdout_path.read_text().count(" * Emotion: ") >= BLOCKS_WANTED or process.poll() is not None,
+                   120, f"{BLOCKS_WANTED} metric blocks")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
-    blocks = [b for b in out.split("\n\n") if b.strip()]
-    assert len(blocks) >= 8  # about 4 a second
+    blocks = [b for b in stdout_path.read_text().split("\n\n") if b.strip()]
+    assert len(blocks) >= BLOCKS_WANTED, err
     for block in blocks:
         lines = block.strip("\n").splitlines()
         assert lines[0].startswith(" * Time for face det.:") and lines[0].endswith("ms")
@@ -61,9 +78,9 @@ def test_recording_without_device_credentials_is_a_configuration_error(tmp_path)
     assert "Traceback" not in result.stderr
 
 
-def test_a_refused_device_key_stops_the_agent_with_a_clear_message(clinic, face_clip, model_path, tmp_path):
+def test_a_refused_device_key_stops_the_agent_with_a_clear_message(clinic, faceless_clip, model_path, tmp_path):
     env = clinic.env(tmp_path, PSYA_DEVICE_KEY="not-the-key")
-    result = subprocess.run([sys.executable, "-m", "pi_agent", "run", "--source", str(face_clip), "--model", str(model_path)],
+    result = subprocess.run([sys.executable, "-m", "pi_agent", "run", "--source", str(faceless_clip), "--model", str(model_path)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert f"device {clinic.device_id} was refused by the database" in result.stderr
@@ -154,21 +171,22 @@ def test_a_missing_video_file_source_is_a_clear_error(tmp_path):
         open_source(str(tmp_path / "nope.mp4"))
 
 
-def test_a_second_agent_on_the_same_spool_refuses_to_start(face_clip, model_path, tmp_path):
-    command = [sys.executable, "-m", "pi_agent", "--source", str(face_clip), "--model", str(model_path), "--dry-run"]
+def test_a_second_agent_on_the_same_spool_refuses_to_start(faceless_clip, model_path, tmp_path):
+    command = [sys.executable, "-m", "pi_agent", "--source", str(faceless_clip), "--model", str(model_path), "--dry-run"]
     first = subprocess.Popen(command, cwd=ROOT, env=clean_env(tmp_path), stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / "data" / "agent_spool.lock"
     try:
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "data" / "agent_spool.lock").exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1)
-        second = subprocess.run(command, cwd=ROOT, env=clean_env(tmp_path), capture_output=True, text=True, timeout=60)
+        # The lock file exists before it is locked; the first agent writes its pid into it once it holds the lock.
+        wait_until(lambda: (lock.exists() and lock.read_text().strip() == str(first.pid)) or first.poll() is not None,
+                   120, "the first agent to hold the spool lock")
+        assert first.poll() is None, "the first agent exited before the second one started"
+        second = subprocess.run(command, cwd=ROOT, env=clean_env(tmp_path), capture_output=True, text=True, timeout=120)
         assert second.returncode == 1
         assert f"another pi_agent (pid {first.pid}) is already running" in second.stderr
     finally:
         first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=30)
+        first.communicate(timeout=60)
     assert first.returncode == 0
 
 

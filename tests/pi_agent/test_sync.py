@@ -3,6 +3,7 @@ spool exactly once, keeping refused readings, and riding out a database outage."
 
 from __future__ import annotations
 
+import logging
 import random
 import sqlite3
 import time
@@ -237,27 +238,44 @@ def test_wrong_device_key_is_a_clear_fatal_error(clinic, tmp_path):
 
 
 @pytest.mark.slow
-def test_outage_keeps_readings_spooled_then_sends_them(clinic, postgres_server, tmp_path):
+def test_outage_keeps_readings_spooled_then_sends_them(clinic, postgres_server, tmp_path, caplog):
     session = clinic.start_session()
     spool = Spool(tmp_path / "spool.sqlite3")
     worker = make_worker(clinic, spool, manual_session=session.id)
+
+    def failed_attempts_with_30_spooled() -> int:  # the worker logs every failed round with the spool's backlog
+        return sum(1 for r in caplog.records if r.getMessage().startswith("database still unreachable; 30 readings spooled"))
+
+    caplog.set_level(logging.INFO, logger="pi_agent.sync")
     worker.start()
     try:
         spool.add(readings(session.id, 10))
         worker.wake()
-        _wait_until(lambda: spool.pending_count() == 0, 20)
+        _wait_until(lambda: spool.pending_count() == 0, 60)
         postgres_server.stop()
         try:
             spool.add(readings(session.id, 30, datetime.now(timezone.utc) + timedelta(seconds=5)))
             worker.wake()
-            time.sleep(3)
+            # A round that tried to reach the database with the 30 readings waiting, and failed.
+            _wait_until(lambda: failed_attempts_with_30_spooled() >= 1, 60)
             assert spool.pending_count() == 30  # nothing sent, nothing lost
+            assert database_is_down(clinic)
         finally:
             postgres_server.start()
         _wait_until(lambda: spool.pending_count() == 0, 60)
     finally:
         worker.stop(flush_timeout=15)
     assert count(clinic, session.id) == 40
+    assert worker.sent == 40
+
+
+def database_is_down(clinic) -> bool:
+    """The outage is real: the database answers nobody, not only the worker."""
+    try:
+        clinic.clinician.ping()
+    except StoreUnavailable:
+        return True
+    return False
 
 
 def _wait_until(condition, timeout: float) -> None:
@@ -265,4 +283,4 @@ def _wait_until(condition, timeout: float) -> None:
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.2)
+        time.sleep(0.1)

@@ -51,15 +51,11 @@ def test_while_the_server_is_down_calls_raise_store_unavailable_then_a_retry_suc
 
 def test_a_batch_interrupted_by_the_server_going_down_is_all_or_nothing(world, postgres_server, database_url):
     """The server stops while a batch transaction is open: after the restart either every reading is there or none."""
+    import threading
+
     _, store = world.clinician()
     session, device_store = world.in_person_session(store)
     batch = readings_for(session.id, 200)
-    blocker = psycopg.connect(database_url, autocommit=True)
-    # hold the session's reading lock so the store's insert waits inside its transaction...
-    blocker.execute("BEGIN")
-    blocker.execute("SELECT pg_advisory_xact_lock(hashtextextended('readings:' || %s::text, 0))", (str(session.id),))
-    import threading
-
     errors: list[BaseException] = []
 
     def insert() -> None:
@@ -68,16 +64,40 @@ def test_a_batch_interrupted_by_the_server_going_down_is_all_or_nothing(world, p
         except BaseException as error:  # noqa: BLE001 - checked below
             errors.append(error)
 
+    blocker = psycopg.connect(database_url, autocommit=True)
     worker = threading.Thread(target=insert)
-    worker.start()
-    time.sleep(1.0)  # ...then take the server down under it
-    postgres_server.stop()
-    worker.join(30)
-    postgres_server.start()
-    blocker.close()
+    try:
+        # Hold the session's reading lock so the store's insert waits inside its transaction...
+        blocker.execute("BEGIN")
+        blocker.execute("SELECT pg_advisory_xact_lock(hashtextextended('readings:' || %s::text, 0))", (str(session.id),))
+        worker.start()
+        # ...until PostgreSQL itself reports that backend waiting for the advisory lock: the insert is mid-batch...
+        wait_for_lock_waiter(blocker)
+        postgres_server.stop()  # ...then take the server down under it
+        worker.join(60)
+        assert not worker.is_alive(), "the insert did not return after the server went away"
+    finally:
+        if not postgres_server.is_running():
+            postgres_server.start()
+        blocker.close()
+        if worker.ident is not None:
+            worker.join(60)
     assert len(errors) == 1 and isinstance(errors[0], StoreUnavailable), errors
     assert retry_until_back(lambda: len(store.readings_since(session.id).readings)) == 0
     assert retry_until_back(lambda: device_store.insert_readings(batch)) == 200
+
+
+def wait_for_lock_waiter(admin: psycopg.Connection, timeout: float = 60.0) -> None:
+    """Until another backend of this database waits on an advisory lock (pg_stat_activity says so)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND wait_event_type = 'Lock' AND wait_event = 'advisory'").fetchone()[0]
+        if waiting:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no backend waited on the reading lock within {timeout} s")
 
 
 def test_a_store_opened_during_an_outage_works_once_the_server_is_back(database_url, postgres_server):

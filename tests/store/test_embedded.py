@@ -107,24 +107,16 @@ def test_after_a_stop_the_next_open_restarts_on_the_same_port_with_the_data_kept
 
 
 def test_a_busy_saved_port_moves_the_server_to_a_free_one(data_dir):
-    import socket
+    from tests.ports import occupied
 
     open_store(Settings(data_dir=data_dir)).close()
     port = json.loads((data_dir / "embedded-postgres.json").read_text())["port"]
     EmbeddedPostgres(data_dir).stop()
-    squatter = socket.socket()
-    # The stopped server's closed client connections may still sit in TIME_WAIT on that port: without SO_REUSEADDR the
-    # bind itself fails ("Address already in use"), which is not what this test is about.
-    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    squatter.bind(("127.0.0.1", port))
-    squatter.listen()
-    try:
+    with occupied(port):
         store = open_store(Settings(data_dir=data_dir))
         store.ping()
         store.close()
         assert json.loads((data_dir / "embedded-postgres.json").read_text())["port"] != port
-    finally:
-        squatter.close()
 
 
 def test_the_management_command_on_a_data_dir_nothing_has_used_says_so(tmp_path, monkeypatch, capsys):

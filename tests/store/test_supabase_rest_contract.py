@@ -423,11 +423,9 @@ def test_postgrest_reporting_the_database_down_is_store_unavailable(fake, store,
 
 
 def test_a_server_that_cannot_be_reached_is_store_unavailable():
-    import socket
+    from tests.ports import unused_port
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = unused_port()
     store = SupabaseRestStore.connect(f"http://127.0.0.1:{port}", SERVICE_KEY)
     with pytest.raises(StoreUnavailable):
         store.ping()

@@ -4,6 +4,7 @@ loading and predicting through `fer.EmotionClassifier` exactly as deployed."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -17,10 +18,21 @@ from training.recipes import RECIPES  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def trained_run(tiny_dataset, tmp_path_factory):
+def one_epoch_run(tiny_dataset, tmp_path_factory):
+    """One epoch of training, done once per module (the slow part). Tests never touch this directory: see trained_run."""
     run_dir = tmp_path_factory.mktemp("run") / "edge_xs"
     summary = train("edge_xs", tiny_dataset["folder"], epochs=1, out_dir=run_dir, resume=False, seed=1, batch_size=8)
     return run_dir, summary
+
+
+@pytest.fixture
+def trained_run(one_epoch_run, tmp_path):
+    """A private copy of the one-epoch run: a test that resumes, exports or fails into it cannot change what another
+    test sees, whatever order they run in."""
+    run_dir, summary = one_epoch_run
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    return copy, dict(summary)
 
 
 def test_one_epoch_writes_checkpoint_history_and_config(trained_run):
