@@ -22,10 +22,13 @@ export class EmotionClassifier {
     this.scale = norm.scale;
     this.offset = norm.offset;
     this.equalize = norm.equalize_histogram === true;
-    // The blur matching is optional in the sidecar contract: applied only when both fields are present and > 0.
-    const maxVar = Number(norm.max_laplacian_variance ?? 0);
-    const sigma = Number(norm.blur_sigma ?? 0);
-    this.blur = maxVar > 0 && sigma > 0 ? { maxVar, sigma } : null;
+    // fer.metadata refuses a sidecar asking for the retired blur matching (models of the old blurred train split);
+    // so does the browser, which then falls back to server mode, where the same refusal is shown.
+    for (const retired of ["max_laplacian_variance", "blur_sigma"]) {
+      if (Number(norm[retired] ?? 0) > 0) {
+        throw new Error(`the model's sidecar asks for ${retired} (retired blur matching): re-export the model`);
+      }
+    }
     const labels = spec.sidecar.labels ?? LABELS;
     this.labelOrder = LABELS.map((label) => labels.indexOf(label));
   }
@@ -34,7 +37,6 @@ export class EmotionClassifier {
   prepareFace(face) {
     const [height, width] = this.inputSize;
     let resized = ops.resizeFace(face, height, width);
-    if (this.blur) resized = ops.matchSharpness(resized, this.blur.maxVar, this.blur.sigma);
     return this.equalize ? ops.equalizeHist(resized) : resized;
   }
 

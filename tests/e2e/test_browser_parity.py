@@ -132,35 +132,3 @@ def test_camera_frames_analysed_end_to_end_match_fer_analyze(browser_page, class
         python.append(main.probabilities)
     assert len(python) >= 0.9 * len(frames)
     assert_parity(np.asarray(browser), np.asarray(python), "camera frames end to end")
-
-
-def test_a_sidecar_without_the_blur_fields_is_followed_in_the_browser_too(browser_page, fer2013_dir, tmp_path):
-    """The sidecar is read at run time: a model of the same contract whose sidecar has no blur matching is run without
-    it in the browser as in Python (and the two settings give clearly different numbers, so this can fail)."""
-    import json
-    import shutil
-
-    import fer
-    from fer.classifier import DEFAULT_MODEL_PATH
-
-    model = tmp_path / "no_blur.tflite"
-    shutil.copyfile(DEFAULT_MODEL_PATH, model)
-    sidecar = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text())
-    sidecar["normalization"].pop("max_laplacian_variance", None)
-    sidecar["normalization"].pop("blur_sigma", None)
-    model.with_suffix(".json").write_text(json.dumps(sidecar))
-    settings = Settings(model_path=model)
-    plain = fer.EmotionClassifier.load(model)
-    shipped = fer.EmotionClassifier.load()
-
-    load_analyzer(browser_page, settings)
-    try:
-        cases = [(np.repeat(face[:, :, None], 3, axis=2), (0, 0, 48, 48)) for face in fer_faces(fer2013_dir)[::2]]
-        browser = classify_in_browser(browser_page, cases)
-    finally:
-        load_analyzer(browser_page, Settings.load(environ={}))  # the module's other tests use the configured model
-    python = np.stack([python_probabilities(plain, rgb, box) for rgb, box in cases])
-    assert_parity(browser, python, "sidecar without blur matching")
-    if shipped.metadata.max_laplacian_variance > 0:
-        blurred = np.stack([python_probabilities(shipped, rgb, box) for rgb, box in cases])
-        assert np.abs(blurred - python).max() > MAX_ABS_DIFF
