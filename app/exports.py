@@ -48,8 +48,10 @@ def session_report_html(
     notes: Sequence[RecordEntry] = (),
     generated_at: datetime | None = None,
     origin: datetime | None = None,
+    baseline_problem: str | None = None,
 ) -> str:
-    """`origin`: the timeline's zero for note times (default: the session start)."""
+    """`origin`: the timeline's zero for note times (default: the session start). `baseline_problem`: why the chosen
+    baseline could not be computed (printed instead of a baseline chart)."""
     generated_at = generated_at or datetime.now(timezone.utc)
     e = html.escape
     start = session.started_at
@@ -62,14 +64,15 @@ def session_report_html(
         ("Clinician", e(clinician.display_name)),
         ("Readings", f"{summary.readings} over {format_duration(summary.duration_s)}"),
         ("Most frequent emotion", e(summary.dominant or "—")),
-        ("Valence index", "—" if summary.valence_index is None else f"{summary.valence_index:+.2f} (−1 unpleasant … +1 pleasant)"),
+        ("Valence index", "—" if summary.valence_index is None else f"{summary.valence_index:+.2f} (0 = as a neutral face; −0.85 all sad … +0.74 all happy; Warriner et al. 2013 ratings)"),
+        ("Arousal index", "—" if summary.arousal_index is None else f"{summary.arousal_index:+.2f} (0 = as calm as a neutral face … +0.78 all surprise)"),
     ]
     facts = "\n".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     distribution = "\n".join(
         f"<tr><td>{e(label)}</td><td>{summary.distribution.get(label, 0.0):.1%}</td><td>{summary.mean_probabilities.get(label, 0.0):.3f}</td></tr>"
         for label in LABELS
     )
-    peaks = "\n".join(f"<li>{e(p.label)} {p.value:.2f} at {format_duration(p.t)}</li>" for p in summary.peaks) or "<li>none above the threshold</li>"
+    peaks = "\n".join(f"<li>{e(p.label)} {p.value:.2f} at {format_duration(p.t)} (for {p.duration_s:.0f} s)</li>" for p in summary.peaks) or "<li>none (see the definition below)</li>"
 
     def note_time(note: Annotation) -> str:
         if zero is None:
@@ -98,7 +101,9 @@ def session_report_html(
 <table>{facts}</table>
 <h2>Emotion distribution</h2>
 <table><tr><th>Emotion</th><th>Dominant in</th><th>Mean probability</th></tr>{distribution}</table>
+{f"<p class='notice'>{e(baseline_problem)}</p>" if baseline_problem else ""}
 <h2>Peaks</h2><ul>{peaks}</ul>
+<p><small>A peak: an emotion at or above {analytics.PEAK_HEIGHT:.0%} for at least {analytics.PEAK_MIN_DURATION_S:g} s, rising at least {analytics.PEAK_PROMINENCE:.0%} above the readings around it, found on the readings (not the smoothed lines).</small></p>
 <h2>Clinician's notes during the session</h2><ul>{annotation_items}</ul>
 {f"<h2>Medical record entries</h2><ul>{note_items}</ul>" if note_items else ""}
 {charts}

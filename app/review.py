@@ -14,7 +14,16 @@ from store.api import Store
 from store.models import Annotation, Clinician, Patient, Session
 
 BaselineSource = Literal["none", "first_minute", "session"]
-CALIBRATION_SECONDS = 60.0
+
+VALENCE_HELP = (
+    "Mean expected valence: each emotion's probability times the published valence of its name (Warriner, Kuperman & "
+    "Brysbaert 2013), 0 = as a neutral face; about −0.85 (all sad) … +0.74 (all happy)."
+)
+AROUSAL_HELP = "Mean expected arousal, from the same published ratings: 0 = as calm as a neutral face; up to +0.78 (all surprise)."
+PEAK_HELP = (
+    f"Found on the readings, not on the smoothed lines: an emotion at or above {analytics.PEAK_HEIGHT:.0%} for at least "
+    f"{analytics.PEAK_MIN_DURATION_S:g} s, rising at least {analytics.PEAK_PROMINENCE:.0%} above the readings around it."
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,7 @@ class Review:
     annotations: list[Annotation]
     baseline: dict[str, float] | None = None
     baseline_label: str = ""
+    baseline_problem: str | None = None  # why the chosen baseline could not be computed (shown instead of a chart)
 
     @property
     def start(self) -> pd.Timestamp | None:
@@ -44,15 +54,18 @@ class Review:
         return found
 
 
-def baseline(store: Store, session: Session, frame: pd.DataFrame, source: BaselineSource, baseline_session_id: uuid.UUID | None = None) -> tuple[dict[str, float] | None, str]:
-    """The patient's neutral baseline: the first minute of this session, or the mean of a calibration session."""
+def baseline(store: Store, session: Session, frame: pd.DataFrame, source: BaselineSource, baseline_session_id: uuid.UUID | None = None) -> analytics.Baseline:
+    """The patient's neutral baseline: the first minute of this session, or the mean of a calibration session; or why
+    it cannot be computed."""
     if source == "first_minute":
-        calm = frame[frame["t"] <= frame["t"].iloc[0] + CALIBRATION_SECONDS] if not frame.empty else frame
-        return analytics.baseline_from(calm), "first minute of this session"
-    if source == "session" and baseline_session_id is not None:
+        return analytics.first_minute_baseline(frame)
+    if source == "session":
+        if baseline_session_id is None:
+            return analytics.Baseline(None, "calibration session", "Choose the calibration session.")
         calibration = store.get_session(baseline_session_id)
-        return analytics.baseline_from(sessions.session_frame(store, calibration)), f"session of {calibration.started_at:%Y-%m-%d}" if calibration.started_at else "calibration session"
-    return None, ""
+        label = f"session of {calibration.started_at:%Y-%m-%d}" if calibration.started_at else "calibration session"
+        return analytics.session_baseline(sessions.session_frame(store, calibration), label)
+    return analytics.Baseline(None, "")
 
 
 def build(
@@ -64,22 +77,23 @@ def build(
 ) -> Review:
     frame = sessions.session_frame(store, session)
     smoothed = analytics.smooth(frame, smoothing_s)
-    base, label = baseline(store, session, frame, baseline_source, baseline_session_id)
+    base = baseline(store, session, frame, baseline_source, baseline_session_id)
     return Review(
         session=session,
         frame=frame,
         smoothed=smoothed,
-        summary=analytics.summarize(frame, smoothing_s),
+        summary=analytics.summarize(frame),
         annotations=store.list_annotations(session.id),
-        baseline=base,
-        baseline_label=label,
+        baseline=base.values,
+        baseline_label=base.label,
+        baseline_problem=base.problem,
     )
 
 
 def report(store: Store, review: Review, patient: Patient, clinician: Clinician) -> str:
     """The printable HTML report; the export is audited."""
     origin = review.start.to_pydatetime() if review.start is not None else None
-    html = exports.session_report_html(patient, review.session, clinician, review.summary, review.figures(), review.annotations, origin=origin)
+    html = exports.session_report_html(patient, review.session, clinician, review.summary, review.figures(), review.annotations, origin=origin, baseline_problem=review.baseline_problem)
     store.audit("export_report", "session", str(review.session.id))
     return html
 

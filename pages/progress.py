@@ -30,10 +30,8 @@ if result.sessions == 0:
     st.stop()
 
 st.caption(progress.trend_sentence(result))
-st.markdown("**Mean emotion proportions per session** (dotted: trend)")
+st.markdown("**Mean emotion proportions per session** (bars: 95 % bootstrap interval; dashed: a trend, drawn only where there is one)")
 st.plotly_chart(charts.progress_figure(result.frame, result.trends), key="progress_figure")
 st.markdown("**Valence index per session**")
 st.plotly_chart(charts.valence_progress_figure(result.frame, result.trends["valence"]), key="valence_figure")
-table = result.frame.drop(columns=["session_id"]).copy()
-table["started_at"] = table["started_at"].map(ui.format_time)
-st.dataframe(table.round(3), hide_index=True)
+st.dataframe(progress.progress_table(result), hide_index=True)

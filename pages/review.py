@@ -62,12 +62,15 @@ if session.id not in st.session_state.viewed_sessions:  # audit the view once, n
     ctx.store.audit("view", "session", str(session.id))
     st.session_state.viewed_sessions.add(session.id)
 
-metrics = st.columns(4)
+metrics = st.columns(5)
 metrics[0].metric("Readings", summary.readings)
 metrics[1].metric("Duration", ui.format_duration(summary.duration_s))
 metrics[2].metric("Most frequent", summary.dominant or "—")
-metrics[3].metric("Valence index", "—" if summary.valence_index is None else f"{summary.valence_index:+.2f}", help="mean of P(happy) − P(angry, disgust, fear, sad); −1 unpleasant … +1 pleasant")
+metrics[3].metric("Valence index", "—" if summary.valence_index is None else f"{summary.valence_index:+.2f}", help=review.VALENCE_HELP)
+metrics[4].metric("Arousal index", "—" if summary.arousal_index is None else f"{summary.arousal_index:+.2f}", help=review.AROUSAL_HELP)
 
+if result.baseline_problem:
+    st.warning(result.baseline_problem)
 if summary.readings == 0:
     st.info("This session has no readings.")
 else:
@@ -76,9 +79,12 @@ else:
         st.plotly_chart(figure, key=f"review_figure_{index}")
     peaks_col, notes_col = st.columns(2)
     with peaks_col:
-        st.markdown("**Peaks**")
+        st.markdown("**Peaks**", help=review.PEAK_HELP)
         st.dataframe(
-            pd.DataFrame([{"At": ui.format_duration(p.t), "Emotion": p.label, "Probability": round(p.value, 2)} for p in summary.peaks], columns=["At", "Emotion", "Probability"]),
+            pd.DataFrame(
+                [{"At": ui.format_duration(p.t), "Emotion": p.label, "Highest probability": round(p.value, 2), "Lasted (s)": round(p.duration_s, 1)} for p in summary.peaks],
+                columns=["At", "Emotion", "Highest probability", "Lasted (s)"],
+            ),
             hide_index=True,
         )
     with notes_col:
