@@ -94,6 +94,7 @@ def review_figure(
     peaks: Sequence[analytics.Peak] = (),
     session_start: pd.Timestamp | None = None,
     height: int = 560,
+    x_end: float | None = None,
 ) -> go.Figure:
     """Session review: smoothed probabilities (top), the dominant-emotion band (middle), valence (bottom); annotations
     as dashed markers across all rows, peaks as points on their emotion's line."""
@@ -160,6 +161,8 @@ def review_figure(
     fig.update_yaxes(showticklabels=False, row=2, col=1)
     fig.update_yaxes(range=[-1, 1], title_text="valence", row=3, col=1)
     fig.update_xaxes(title_text="seconds since start", row=3, col=1)
+    if x_end is not None:  # the session's own clock: start to end, whatever else lies around it
+        fig.update_xaxes(range=[0, max(x_end, 1.0)])
     fig.update_layout(barmode="overlay")
     return _layout(fig, height)
 

@@ -9,7 +9,7 @@ from typing import Literal
 import pandas as pd
 import plotly.graph_objects as go
 
-from app import analytics, charts, exports, sessions
+from app import analytics, charts, clock, exports, sessions
 from store.api import Store
 from store.models import Annotation, Clinician, Patient, Session
 
@@ -44,9 +44,17 @@ class Review:
             return self.frame["captured_at"].iloc[0] - pd.Timedelta(seconds=float(self.frame["t"].iloc[0]))
         return None if self.session.started_at is None else pd.Timestamp(self.session.started_at).tz_convert("UTC")
 
+    @property
+    def duration_s(self) -> float | None:
+        """The timeline's length: start to end for a live session, to the last reading for a recorded video."""
+        end = clock.timeline_end_s(self.session, None if self.start is None else self.start.to_pydatetime())
+        if end is not None:
+            return end
+        return None if self.frame.empty else float(self.frame["t"].iloc[-1])
+
     def figures(self) -> list[tuple[str, go.Figure]]:
         found = [
-            ("Timeline (smoothed), dominant emotion and valence", charts.review_figure(self.smoothed, self.annotations, self.summary.peaks, self.start)),
+            ("Timeline (smoothed), dominant emotion and valence", charts.review_figure(self.smoothed, self.annotations, self.summary.peaks, self.start, x_end=self.duration_s)),
             ("Dominant-emotion distribution", charts.distribution_figure(self.summary.distribution)),
         ]
         if self.baseline is not None:
@@ -88,6 +96,13 @@ def build(
         baseline_label=base.label,
         baseline_problem=base.problem,
     )
+
+
+def add_note(store: Store, review: Review, session_time: str, text: str) -> Annotation:
+    """A note added in the review, at the session time it refers to ("12:30"), which must lie within the session."""
+    offset = clock.parse_offset(session_time)
+    moment = clock.note_moment(review.session, offset, review.duration_s)
+    return sessions.annotate(store, review.session, text, at=moment)
 
 
 def report(store: Store, review: Review, patient: Patient, clinician: Clinician) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from app import analytics, remote
+from app import analytics, clock, remote
 from settings import Settings
 from store.api import Store
 from store.errors import InvalidInput, PermissionDenied
@@ -68,7 +68,10 @@ def stop(store: Store, session_id: uuid.UUID) -> Session:
 
 
 def annotate(store: Store, session: Session, text: str, at: datetime | None = None) -> Annotation:
-    """A clinician's note at a moment of the session (now, by default)."""
+    """A clinician's note at a moment of the session (now, by default). "Now" only while the session runs: on an
+    ended session a note must say the session time it refers to (`at`), within the session (see clock.note_moment)."""
+    if at is None and store.get_session(session.id).status != "live":  # re-read: the page may show a stale session
+        raise InvalidInput("This session has ended: add the note in the review, at the session time it refers to.")
     text = text.strip()
     if not text:
         raise InvalidInput("The note is empty.")
@@ -98,7 +101,8 @@ def all_readings(store: Store, session_id: uuid.UUID) -> list[Reading]:
 
 
 def session_frame(store: Store, session: Session) -> pd.DataFrame:
-    return analytics.readings_frame(all_readings(store, session.id), start=session.started_at)
+    """The session's readings (those captured after Stop left out: see app.clock) as an analytics frame."""
+    return analytics.readings_frame(clock.readings_in_session(all_readings(store, session.id), session), start=session.started_at)
 
 
 @dataclass
@@ -112,15 +116,29 @@ class LiveFeed:
     frame: pd.DataFrame = field(default_factory=analytics.empty_frame)
     polls: int = 0
     figures: tuple | None = None  # the page's last drawn figures, reused while no reading arrives
+    ended_at: datetime | None = None  # once stopped (live modes): readings captured later are not part of the session
 
     def poll(self, store: Store) -> int:
-        """Fetch new readings; returns how many arrived."""
+        """Fetch new readings; returns how many arrived (and count)."""
         page = store.readings_since(self.session_id, self.cursor, READINGS_PAGE)
         self.polls += 1
         if page.readings:
-            self.frame = analytics.append_readings(self.frame, page.readings, self.started_at)
+            kept = [r for r in page.readings if self.ended_at is None or r.captured_at <= self.ended_at]
+            if kept:
+                self.frame = analytics.append_readings(self.frame, kept, self.started_at)
             self.cursor = page.cursor
-        return len(page.readings)
+            return len(kept)
+        return 0
+
+    def stopped(self, session: Session) -> None:
+        """The session ended: from now on (and for what was shown already) only readings captured before the end."""
+        end = clock.session_end(session)
+        if end is None or self.ended_at == end:
+            return
+        self.ended_at = end
+        if not self.frame.empty:
+            self.frame = self.frame[self.frame["captured_at"] <= pd.Timestamp(end)].reset_index(drop=True)
+            self.figures = None
 
     @property
     def latest(self) -> pd.Series | None:

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from app import analytics, charts, context, sessions, ui, webrtc_session
+from app import analytics, charts, clock, context, sessions, ui, webrtc_session
 from store.errors import InvalidInput, NotFound, StoreError
 
 REFRESH = timedelta(seconds=1)
@@ -49,6 +49,7 @@ if session.mode == "remote" and session.status == "live":
 
 feeds: dict = st.session_state.setdefault("live_feeds", {})
 feed: sessions.LiveFeed = feeds.setdefault(str(session.id), sessions.LiveFeed(session.id, session.started_at))
+feed.stopped(session)  # an ended session shows only what was captured before Stop (as the review and the CSV do)
 
 
 def render_panel() -> None:
@@ -90,17 +91,19 @@ else:
     st.page_link("pages/review.py", label="Review the session", icon=":material/insights:", query_params={"session": str(session.id)})
 
 st.subheader("Notes")
-with st.form("annotation", clear_on_submit=True):
-    text = st.text_input("Note at this moment", placeholder="e.g. talked about the accident")
-    add = st.form_submit_button("Add note", icon=":material/edit_note:")
-if add:
-    try:
-        sessions.annotate(ctx.store, session, text)
-    except (InvalidInput, StoreError) as error:
-        st.error(str(error))
+if session.status == "live":
+    with st.form("annotation", clear_on_submit=True):
+        text = st.text_input("Note at this moment", placeholder="e.g. talked about the accident")
+        add = st.form_submit_button("Add note", icon=":material/edit_note:")
+    if add:
+        try:
+            sessions.annotate(ctx.store, session, text)
+        except (InvalidInput, StoreError) as error:
+            st.error(str(error))
+else:
+    st.caption("The session has ended: notes are added in the review, at the session time they refer to.")
 for note in ctx.store.list_annotations(session.id):
-    offset = (note.at - session.started_at).total_seconds() if session.started_at else 0.0
-    st.text(f"{ui.format_duration(offset)}  {note.text}")
+    st.text(f"{clock.format_offset(clock.session_offset_s(session, note.at))}  {note.text}")
 
 if session.status == "live":
     if st.button("Stop session", type="primary", icon=":material/stop_circle:"):

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app import context, review, ui
-from store.errors import NotFound
+from store.errors import InvalidInput, NotFound, StoreError
 
 ctx = context.require_clinician()
 st.title("Session review")
@@ -97,6 +97,19 @@ else:
             ),
             hide_index=True,
         )
+
+with st.form("review_note", clear_on_submit=True):
+    st.markdown("**Add a note**")
+    time_col, text_col = st.columns([1, 4])
+    note_time = time_col.text_input("Session time (m:ss)", placeholder="12:30")
+    note_text = text_col.text_input("Note", placeholder="e.g. mentioned the accident")
+    if st.form_submit_button("Add note", icon=":material/edit_note:"):
+        try:
+            review.add_note(ctx.store, result, note_time, note_text)
+            ui.flash("Note added.")
+            st.rerun()
+        except (ValueError, InvalidInput, StoreError) as error:
+            st.error(str(error))
 
 st.subheader("Export")
 csv_col, report_col = st.columns(2)
