@@ -14,26 +14,17 @@ from app import clock, review
 from store.errors import InvalidInput
 from store.models import Session
 from tests.app.conftest import open_page, page_text
-from tests.app.helpers import consenting_patient, device_session, synthetic_readings
-
-
-def began_ago(database_url: str, store, session: Session, seconds: float) -> Session:
-    """Move a just-started session's start `seconds` into the past (a session that has been running that long)."""
-    import psycopg
-
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute("UPDATE public.sessions SET started_at = started_at - make_interval(secs => %s) WHERE id = %s", (seconds, session.id))
-    return store.get_session(session.id)
+from tests.app.helpers import began_ago, consenting_patient, device_session, synthetic_readings
 
 
 def button(at, label: str):
     return next(b for b in at.button if b.label == label)
 
 
-def test_readings_captured_after_stop_are_in_no_count(signed_in_app, clinician_store, store_factory, database_url):
+def test_readings_captured_after_stop_are_in_no_count(signed_in_app, clinician_store, store_factory):
     patient = consenting_patient(clinician_store, "Ramón Soto")
     session, device_store = device_session(clinician_store, store_factory, patient)
-    session = began_ago(database_url, clinician_store, session, 15)
+    session = began_ago(store_factory, session, 15)
     at = open_page(signed_in_app, "pages/live.py", session=session.id)
     device_store.insert_readings(synthetic_readings(session, ["neutral"] * 6 + ["happy"] * 4))
     at.run()
@@ -74,10 +65,10 @@ def test_an_ended_session_takes_no_note_from_the_live_page(signed_in_app, clinic
     assert clinician_store.list_annotations(session.id) == []
 
 
-def test_review_notes_carry_the_session_time_they_refer_to_and_stay_within_it(signed_in_app, clinician_store, store_factory, database_url):
+def test_review_notes_carry_the_session_time_they_refer_to_and_stay_within_it(signed_in_app, clinician_store, store_factory):
     patient = consenting_patient(clinician_store, "Teo Ulloa")
     session, device_store = device_session(clinician_store, store_factory, patient)
-    session = began_ago(database_url, clinician_store, session, 45)
+    session = began_ago(store_factory, session, 45)
     device_store.insert_readings(synthetic_readings(session, ["neutral"] * 40))
     ended = clinician_store.end_session(session.id)
     at = open_page(signed_in_app, "pages/review.py", session=session.id)
@@ -100,10 +91,10 @@ def test_review_notes_carry_the_session_time_they_refer_to_and_stay_within_it(si
     assert list(figure.layout.xaxis.range) == pytest.approx([0, end_s])  # the axis is the session, not the notes
 
 
-def test_the_review_axis_runs_from_start_to_end_even_with_an_old_late_note(clinician_store, store_factory, database_url):
+def test_the_review_axis_runs_from_start_to_end_even_with_an_old_late_note(clinician_store, store_factory):
     patient = consenting_patient(clinician_store, "Úrsula Vega")
     session, device_store = device_session(clinician_store, store_factory, patient)
-    session = began_ago(database_url, clinician_store, session, 45)
+    session = began_ago(store_factory, session, 45)
     device_store.insert_readings(synthetic_readings(session, ["neutral"] * 40))
     ended = clinician_store.end_session(session.id)
     clinician_store.add_annotation(session.id, ended.ended_at + timedelta(minutes=13), "stamped late by old code")
