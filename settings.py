@@ -33,6 +33,11 @@ class Settings:
     show_emotions_to_patient: bool = False
     max_login_failures: int = 5
     lockout_minutes: int = 15
+    # Issue 12 (trust): the time zone for clinicians who have not chosen one; low-quality readings out of statistics;
+    # live sessions with no reading and no clinician activity for this long are ended automatically.
+    default_time_zone: str = "UTC"
+    exclude_low_quality: bool = True
+    idle_session_minutes: int = 30
 
     @property
     def backend(self) -> str:
@@ -64,6 +69,9 @@ class Settings:
             show_emotions_to_patient=(get("SHOW_EMOTIONS_TO_PATIENT") or "false").lower() in ("1", "true", "yes"),
             max_login_failures=int(get("MAX_LOGIN_FAILURES") or cls.max_login_failures),
             lockout_minutes=int(get("LOCKOUT_MINUTES") or cls.lockout_minutes),
+            default_time_zone=get("DEFAULT_TIME_ZONE") or cls.default_time_zone,
+            exclude_low_quality=(get("EXCLUDE_LOW_QUALITY") or "true").lower() in ("1", "true", "yes"),
+            idle_session_minutes=int(get("IDLE_SESSION_MINUTES") or cls.idle_session_minutes),
         )
 
 

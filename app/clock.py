@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from store.api import Store
+from store.errors import StoreError
 from store.models import Reading, Session
 
 LIVE_MODES = ("in_person", "remote")
@@ -132,3 +134,22 @@ def format_span(start: datetime | None, end: datetime | None, tz: str | None) ->
     if local_end.date() == local_start.date() and local_end.tzname() == local_start.tzname():
         return f"{local_start:%Y-%m-%d %H:%M:%S}-{local_end:%H:%M:%S %Z}"
     return f"{local_start:%Y-%m-%d %H:%M:%S %Z} - {local_end:%Y-%m-%d %H:%M:%S %Z}"
+
+
+def clinician_time_zone(store: Store, default: str) -> str:
+    """The signed-in clinician's time zone, else the deployment's default (DEFAULT_TIME_ZONE), else UTC."""
+    try:
+        chosen = store.get_time_zone()
+    except StoreError:
+        chosen = None
+    return chosen if valid_time_zone(chosen) else (default if valid_time_zone(default) else DEFAULT_TIME_ZONE)
+
+
+def session_label(session: Session, tz: str | None, patient_name: str | None = None) -> str:
+    """ "Ana · In person (Pi camera) · 2026-12-02 14:03:12-14:43:50 CET · ended" in the clinician's zone."""
+    from app.ui import MODE_LABELS, STATUS_WORDS  # the words the pages use (app.ui loads Streamlit: imported late)
+
+    who = f"{patient_name} · " if patient_name else ""
+    start = session.started_at or session.created_at
+    when = format_span(start, session.ended_at, tz) if session.status == "ended" else format_moment(start, tz)
+    return f"{who}{MODE_LABELS.get(session.mode, session.mode)} · {when} · {STATUS_WORDS.get(session.status, session.status)}"

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from app import analytics, sessions
-from app.ui import format_time
+from app import analytics, clock, sessions
 from fer.labels import LABELS
 from store.api import Store
 
@@ -52,11 +51,11 @@ def trend_sentence(progress: Progress) -> str:
     return "Trends across sessions: " + "; ".join(moving) + "."
 
 
-def progress_table(progress: Progress) -> pd.DataFrame:
+def progress_table(progress: Progress, tz: str | None = None) -> pd.DataFrame:
     """The progress rows with headings in words and each mean with its 95 % interval."""
     rows = []
     for _, row in progress.frame.iterrows():
-        record = {"Session": int(row["session"]), "Date": format_time(row["started_at"]), "Readings": int(row["readings"])}
+        record = {"Session": int(row["session"]), "Date": clock.format_moment(row["started_at"], tz, seconds=False), "Readings": int(row["readings"])}
         for name in (*LABELS, "valence"):
             low, high = row[f"{name}_low"], row[f"{name}_high"]
             interval = "" if pd.isna(low) else f" ({low:.2f} to {high:.2f})"

@@ -105,10 +105,10 @@ def add_note(store: Store, review: Review, session_time: str, text: str) -> Anno
     return sessions.annotate(store, review.session, text, at=moment)
 
 
-def report(store: Store, review: Review, patient: Patient, clinician: Clinician) -> str:
+def report(store: Store, review: Review, patient: Patient, clinician: Clinician, tz: str | None = None) -> str:
     """The printable HTML report; the export is audited."""
     origin = review.start.to_pydatetime() if review.start is not None else None
-    html = exports.session_report_html(patient, review.session, clinician, review.summary, review.figures(), review.annotations, origin=origin, baseline_problem=review.baseline_problem)
+    html = exports.session_report_html(patient, review.session, clinician, review.summary, review.figures(), review.annotations, origin=origin, baseline_problem=review.baseline_problem, tz=tz)
     store.audit("export_report", "session", str(review.session.id))
     return html
 

@@ -11,6 +11,7 @@ from store.errors import InvalidInput, NotFound, StoreError
 REFRESH = timedelta(seconds=1)
 
 ctx = context.require_clinician()
+tz = clock.clinician_time_zone(ctx.store, ctx.settings.default_time_zone)  # times in the clinician's zone
 session_id = ui.query_uuid("session")
 if session_id is None:
     live = ctx.store.list_sessions(status="live")
@@ -21,7 +22,7 @@ if session_id is None:
         st.stop()
     names = {p.id: p.full_name for p in ctx.store.list_patients(include_archived=True)}
     for session in live:
-        st.page_link("pages/live.py", label=ui.session_label(session, names.get(session.patient_id)), query_params={"session": str(session.id)})
+        st.page_link("pages/live.py", label=clock.session_label(session, tz, names.get(session.patient_id)), query_params={"session": str(session.id)})
     st.stop()
 
 try:
@@ -39,7 +40,7 @@ join_link = st.session_state.get("join_links", {}).get(str(session.id))
 if session.mode == "remote" and session.status == "live":
     if join_link:
         st.write("Send this link to the patient (it is shown only in this browser session; it expires "
-                 f"{ui.format_time(session.join_expires_at)}):")
+                 f"{clock.format_moment(session.join_expires_at, tz)}):")
         st.code(join_link, language=None)  # the code block has a copy button
         if st.toggle("Show QR code", key="show_qr"):
             st.image(sessions.qr_png(join_link), width=220)
@@ -87,7 +88,7 @@ if session.status == "live":
     st.fragment(render_panel, run_every=REFRESH)()
 else:
     render_panel()
-    st.success(f"This session ended {ui.format_time(session.ended_at)}.")
+    st.success(f"This session ended {clock.format_moment(session.ended_at, tz)}.")
     st.page_link("pages/review.py", label="Review the session", icon=":material/insights:", query_params={"session": str(session.id)})
 
 st.subheader("Notes")

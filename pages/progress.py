@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from app import charts, context, progress, ui
+from app import charts, clock, context, progress, ui
 from store.errors import NotFound
 
 ctx = context.require_clinician()
+tz = clock.clinician_time_zone(ctx.store, ctx.settings.default_time_zone)  # times in the clinician's zone
 st.title("Progress")
 ui.disclaimer()
 
@@ -34,4 +35,4 @@ st.markdown("**Mean emotion proportions per session** (bars: 95 % bootstrap inte
 st.plotly_chart(charts.progress_figure(result.frame, result.trends), key="progress_figure")
 st.markdown("**Valence index per session**")
 st.plotly_chart(charts.valence_progress_figure(result.frame, result.trends["valence"]), key="valence_figure")
-st.dataframe(progress.progress_table(result), hide_index=True)
+st.dataframe(progress.progress_table(result, tz), hide_index=True)

@@ -4,10 +4,11 @@ baseline, and the exports (CSV of readings, printable HTML report)."""
 import pandas as pd
 import streamlit as st
 
-from app import context, review, ui
+from app import clock, context, review, ui
 from store.errors import InvalidInput, NotFound, StoreError
 
 ctx = context.require_clinician()
+tz = clock.clinician_time_zone(ctx.store, ctx.settings.default_time_zone)  # times in the clinician's zone
 st.title("Session review")
 ui.show_flash()
 ui.disclaimer()
@@ -20,7 +21,7 @@ if session_id is None:
         st.info("No session yet.")
         st.stop()
     by_id = {s.id: s for s in all_sessions}
-    chosen = st.selectbox("Session", list(by_id), format_func=lambda i: ui.session_label(by_id[i], names.get(by_id[i].patient_id)), index=None, placeholder="Choose a session")
+    chosen = st.selectbox("Session", list(by_id), format_func=lambda i: clock.session_label(by_id[i], tz, names.get(by_id[i].patient_id)), index=None, placeholder="Choose a session")
     if chosen is None:
         st.stop()
     st.query_params["session"] = str(chosen)
@@ -33,7 +34,7 @@ except NotFound:
     st.error("This session does not exist or is not one of yours.")
     st.stop()
 
-st.subheader(ui.session_label(session, patient.full_name))
+st.subheader(clock.session_label(session, tz, patient.full_name))
 st.page_link("pages/patient.py", label=f"Patient: {patient.full_name}", icon=":material/person:", query_params={"id": str(patient.id)})
 
 smooth_col, baseline_col = st.columns(2)
@@ -50,7 +51,7 @@ if baseline_choice == "session":
     others = [s for s in ctx.store.list_sessions(patient.id) if s.id != session.id]
     if others:
         others_by_id = {s.id: s for s in others}
-        baseline_session_id = baseline_col.selectbox("Calibration session", list(others_by_id), format_func=lambda i: ui.session_label(others_by_id[i]), key="baseline_session")
+        baseline_session_id = baseline_col.selectbox("Calibration session", list(others_by_id), format_func=lambda i: clock.session_label(others_by_id[i], tz), key="baseline_session")
     else:
         baseline_col.caption("This patient has no other session to use as a baseline.")
 
@@ -92,7 +93,7 @@ else:
         start = result.start
         st.dataframe(
             pd.DataFrame(
-                [{"At": ui.format_duration((pd.Timestamp(n.at) - start).total_seconds()) if start is not None else ui.format_time(n.at), "Note": n.text} for n in result.annotations],
+                [{"At": ui.format_duration((pd.Timestamp(n.at) - start).total_seconds()) if start is not None else clock.format_moment(n.at, tz), "Note": n.text} for n in result.annotations],
                 columns=["At", "Note"],
             ),
             hide_index=True,
@@ -126,7 +127,7 @@ csv_col.download_button(
 )
 report_col.download_button(
     "Printable report (HTML)",
-    data=lambda: review.report(store, result, patient, clinician),
+    data=lambda: review.report(store, result, patient, clinician, tz),
     file_name=f"{review.exports.export_file_name(patient, session, 'html')}",
     mime="text/html",
     icon=":material/print:",

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import context, sessions, ui
+from app import clock, context, sessions, ui
 from store.errors import InvalidInput, PermissionDenied, StoreError
 
 ctx = context.require_clinician()
+tz = clock.clinician_time_zone(ctx.store, ctx.settings.default_time_zone)  # times in the clinician's zone
 st.title("Sessions")
 ui.show_flash()
 ui.disclaimer()
@@ -88,11 +89,29 @@ live = ctx.store.list_sessions(status="live")
 if not live:
     st.caption("No live session.")
 for session in live:
-    st.page_link("pages/live.py", label=ui.session_label(session, names.get(session.patient_id)), query_params={"session": str(session.id)})
+    link_col, stop_col = st.columns([5, 1])
+    link_col.page_link("pages/live.py", label=clock.session_label(session, tz, names.get(session.patient_id)), query_params={"session": str(session.id)})
+    if stop_col.button("Stop", key=f"stop_{session.id}", icon=":material/stop_circle:"):
+        sessions.stop(ctx.store, session.id)
+        ui.flash(f"Stopped the session of {names.get(session.patient_id, 'the patient')}.")
+        st.rerun()
 
 st.subheader("Recent sessions")
 ended = ctx.store.list_sessions(status="ended")[:20]
 if not ended:
     st.caption("No finished session yet.")
 for session in ended:
-    st.page_link("pages/review.py", label=ui.session_label(session, names.get(session.patient_id)), query_params={"session": str(session.id)})
+    st.page_link("pages/review.py", label=clock.session_label(session, tz, names.get(session.patient_id)), query_params={"session": str(session.id)})
+
+with st.expander("Your time zone"):
+    st.caption("Session times, notes and reports are shown in this zone (default for everyone: the DEFAULT_TIME_ZONE setting).")
+    choices = clock.time_zone_choices()
+    chosen = st.selectbox("Time zone", choices, index=choices.index(tz) if tz in choices else choices.index("UTC"), key="time_zone")
+    if st.button("Save time zone", key="save_time_zone"):
+        try:
+            ctx.store.set_time_zone(chosen)
+        except (InvalidInput, StoreError) as error:
+            st.error(str(error))
+        else:
+            ui.flash(f"Times are now shown in {chosen}.")
+            st.rerun()

@@ -208,3 +208,12 @@ class Store(ABC):
     @abstractmethod
     def list_audit(self, limit: int = 500) -> list[AuditEvent]:
         """Admins only; newest first."""
+
+    # --- clinician preferences (issue 12; table clinician_preferences) -------------------------------------------------
+    @abstractmethod
+    def get_time_zone(self) -> str | None:
+        """The acting clinician's time zone (IANA name), None when they have not chosen one."""
+
+    @abstractmethod
+    def set_time_zone(self, time_zone: str | None) -> None:
+        """Set (None: clear) the acting clinician's time zone; InvalidInput for a name the IANA database lacks."""

@@ -82,3 +82,20 @@ def escape_like(term: str) -> str:
 
 def iso(value: date | datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def checked_time_zone(time_zone: str | None) -> str | None:
+    """An IANA time zone name (e.g. "Europe/Madrid"), or None; InvalidInput otherwise (issue 12)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from store.errors import InvalidInput
+
+    if time_zone is None:
+        return None
+    if not isinstance(time_zone, str) or not 1 <= len(time_zone) <= 64:
+        raise InvalidInput("A time zone is a name such as Europe/Madrid.")
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"“{time_zone}” is not a known time zone (use a name such as Europe/Madrid).") from None
+    return time_zone

@@ -24,6 +24,7 @@ from fer.labels import LABELS
 from store import validation as check
 from store.api import Actor, Store
 from store.common import (
+    checked_time_zone,
     PATIENT_FIELDS,
     PATIENT_TEXT_FIELDS,
     error_from_database_message,
@@ -547,6 +548,24 @@ class PostgresStore(Store):
                 "SELECT id, actor, action, entity, entity_id, at FROM audit_log ORDER BY id DESC LIMIT %s", (limit,)
             ).fetchall()
         return [AuditEvent(**row) for row in rows]
+
+    # --- clinician preferences (issue 12) ------------------------------------------------------------------------------
+    def get_time_zone(self) -> str | None:
+        require_clinician(self.actor, "read their preferences")
+        with self._tx() as conn:
+            row = conn.execute("SELECT time_zone FROM clinician_preferences WHERE clinician_id = %s", (self.actor.id,)).fetchone()
+        return row["time_zone"] if row else None
+
+    def set_time_zone(self, time_zone: str | None) -> None:
+        require_clinician(self.actor, "set their time zone")
+        time_zone = checked_time_zone(time_zone)
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO clinician_preferences (clinician_id, time_zone) VALUES (%s, %s) "
+                "ON CONFLICT (clinician_id) DO UPDATE SET time_zone = EXCLUDED.time_zone, updated_at = now()",
+                (self.actor.id, time_zone),
+            )
+            self._audit(conn, "update", "clinician_preferences", self.actor.id)
 
 
 def _checked_patient_fields(values: dict[str, object]) -> dict[str, object]:

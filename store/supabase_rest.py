@@ -24,6 +24,7 @@ from fer.labels import LABELS
 from store import validation as check
 from store.api import Actor, Store
 from store.common import (
+    checked_time_zone,
     PATIENT_FIELDS,
     PATIENT_TEXT_FIELDS,
     error_from_database_message,
@@ -576,6 +577,19 @@ class SupabaseRestStore(Store):
         rows = self._execute(self._table("audit_log").select("id,actor,action,entity,entity_id,at")
                              .order("id", desc=True).limit(limit))
         return [AuditEvent(**_parse(row)) for row in rows]
+
+    # --- clinician preferences (issue 12) ------------------------------------------------------------------------------
+    def get_time_zone(self) -> str | None:
+        require_clinician(self.actor, "read their preferences")
+        rows = self._execute(self._table("clinician_preferences").select("time_zone").eq("clinician_id", str(self.actor.id)))
+        return rows[0]["time_zone"] if rows else None
+
+    def set_time_zone(self, time_zone: str | None) -> None:
+        require_clinician(self.actor, "set their time zone")
+        time_zone = checked_time_zone(time_zone)
+        self._execute(self._table("clinician_preferences").upsert(
+            {"clinician_id": str(self.actor.id), "time_zone": time_zone}, on_conflict="clinician_id", returning="minimal"))
+        self._audit_row("update", "clinician_preferences", self.actor.id)
 
 
 def _only(row: dict[str, Any], columns: str) -> dict[str, Any]:

@@ -126,3 +126,29 @@ def test_a_recorded_video_is_timed_by_its_readings():
     now = datetime.now(timezone.utc)
     video = Session(id=None, patient_id=None, clinician_id=None, mode="recorded_video", status="ended", started_at=now, ended_at=now)
     assert clock.session_end(video) is None
+
+
+def test_a_clinician_chooses_a_time_zone_and_the_pages_and_report_use_it(signed_in_app, clinician_store, store_factory, clinician):
+    from tests.app.helpers import recorded_session
+
+    patient = consenting_patient(clinician_store, "Víctor Wong")
+    session = recorded_session(clinician_store, store_factory, patient, ["neutral"] * 20)
+    at = open_page(signed_in_app, "pages/sessions.py")
+    at.selectbox(key="time_zone").set_value("Europe/Madrid")
+    button(at, "Save time zone").click().run()
+    assert not at.exception and clinician_store.get_time_zone() == "Europe/Madrid"
+    expected = clock.format_span(session.started_at, session.ended_at, "Europe/Madrid")
+    assert expected.endswith(" CET") and expected[10] == " " and expected.count(":") == 4  # date, two times with seconds
+    assert any(expected in link.label for link in at.get("page_link"))
+    html = review.report(clinician_store, review.build(clinician_store, session), patient, clinician, tz="Europe/Madrid")
+    assert expected in html and "UTC to" not in html
+
+
+def test_the_sessions_page_lists_live_sessions_with_a_stop_button(signed_in_app, clinician_store, store_factory):
+    patient = consenting_patient(clinician_store, "Wanda Xu")
+    session, _ = device_session(clinician_store, store_factory, patient)
+    at = open_page(signed_in_app, "pages/sessions.py")
+    button(at, "Stop").click().run()
+    assert not at.exception
+    assert clinician_store.get_session(session.id).status == "ended"
+    assert f"Stopped the session of Wanda Xu." in page_text(at)

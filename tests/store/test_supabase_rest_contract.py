@@ -449,3 +449,20 @@ def test_a_server_that_cannot_be_reached_is_store_unavailable():
     store = SupabaseRestStore.connect(f"http://127.0.0.1:{port}", SERVICE_KEY)
     with pytest.raises(StoreUnavailable):
         store.ping()
+
+
+# --- clinician preferences (issue 12) ------------------------------------------------------------------------------------------
+def test_a_time_zone_is_upserted_on_the_clinicians_own_row(fake, store):
+    clinician = store.as_actor(Actor.for_clinician(CLINICIAN))
+    fake.reply("POST", "/rest/v1/clinician_preferences", Reply(201, None))
+    fake.reply("POST", "/rest/v1/audit_log", Reply(201, None))
+    clinician.set_time_zone("Europe/Madrid")
+    upsert = fake.only("POST", "/rest/v1/clinician_preferences")
+    assert upsert.param("on_conflict") == "clinician_id" and "resolution=merge-duplicates" in upsert.prefer
+    assert upsert.body == {"clinician_id": str(CLINICIAN.id), "time_zone": "Europe/Madrid"}
+    fake.reply("GET", "/rest/v1/clinician_preferences", Reply(200, [{"time_zone": "Europe/Madrid"}]))
+    assert clinician.get_time_zone() == "Europe/Madrid"
+    assert fake.only("GET", "/rest/v1/clinician_preferences").param("clinician_id") == f"eq.{CLINICIAN.id}"
+    with pytest.raises(InvalidInput):
+        clinician.set_time_zone("Mars/Olympus")  # refused before any request
+    assert len([r for r in fake.requests if r.path == "/rest/v1/clinician_preferences"]) == 2
