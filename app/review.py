@@ -9,7 +9,7 @@ from typing import Literal
 import pandas as pd
 import plotly.graph_objects as go
 
-from app import analytics, charts, clock, exports, sessions
+from app import analytics, charts, clock, exports, quality, sessions
 from store.api import Store
 from store.models import Annotation, Clinician, Patient, Session
 
@@ -36,6 +36,8 @@ class Review:
     baseline: dict[str, float] | None = None
     baseline_label: str = ""
     baseline_problem: str | None = None  # why the chosen baseline could not be computed (shown instead of a chart)
+    quality: quality.QualitySummary | None = None  # usable-face readings of all captured in time
+    low_quality_excluded: bool = False
 
     @property
     def start(self) -> pd.Timestamp | None:
@@ -82,8 +84,15 @@ def build(
     smoothing_s: float = 5.0,
     baseline_source: BaselineSource = "none",
     baseline_session_id: uuid.UUID | None = None,
+    exclude_low_quality: bool = True,
 ) -> Review:
-    frame = sessions.session_frame(store, session)
+    """Everything the review shows. Low-quality readings (app.quality: tiny face, at the frame edge, turned away) are
+    counted, and left out of every number and chart when `exclude_low_quality` (the EXCLUDE_LOW_QUALITY setting)."""
+    readings = clock.readings_in_session(sessions.all_readings(store, session.id), session)
+    checked = quality.summarize(readings)
+    if exclude_low_quality:
+        readings = [r for r in readings if quality.is_usable(r)]
+    frame = analytics.readings_frame(readings, start=session.started_at)
     smoothed = analytics.smooth(frame, smoothing_s)
     base = baseline(store, session, frame, baseline_source, baseline_session_id)
     return Review(
@@ -95,6 +104,8 @@ def build(
         baseline=base.values,
         baseline_label=base.label,
         baseline_problem=base.problem,
+        quality=checked,
+        low_quality_excluded=exclude_low_quality,
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from app import analytics, clock, remote
+from app import analytics, clock, quality, remote
 from settings import Settings
 from store.api import Store
 from store.errors import InvalidInput, PermissionDenied
@@ -100,9 +100,13 @@ def all_readings(store: Store, session_id: uuid.UUID) -> list[Reading]:
         cursor = page.cursor
 
 
-def session_frame(store: Store, session: Session) -> pd.DataFrame:
-    """The session's readings (those captured after Stop left out: see app.clock) as an analytics frame."""
-    return analytics.readings_frame(clock.readings_in_session(all_readings(store, session.id), session), start=session.started_at)
+def session_frame(store: Store, session: Session, keep: Callable[[Reading], bool] | None = None) -> pd.DataFrame:
+    """The session's readings (those captured after Stop left out: see app.clock; those `keep` refuses, e.g. low
+    quality, left out too) as an analytics frame."""
+    readings = clock.readings_in_session(all_readings(store, session.id), session)
+    if keep is not None:
+        readings = [r for r in readings if keep(r)]
+    return analytics.readings_frame(readings, start=session.started_at)
 
 
 @dataclass
@@ -117,13 +121,23 @@ class LiveFeed:
     polls: int = 0
     figures: tuple | None = None  # the page's last drawn figures, reused while no reading arrives
     ended_at: datetime | None = None  # once stopped (live modes): readings captured later are not part of the session
+    keep: Callable[[Reading], bool] | None = None  # e.g. quality.is_usable: others are counted but left out
+    seen: int = 0  # readings of the session that arrived (in time), usable or not
+    usable: int = 0  # of those, with a usable face (app.quality)
+    last_captured_at: datetime | None = None  # newest reading of any quality: when a face was last seen
 
     def poll(self, store: Store) -> int:
-        """Fetch new readings; returns how many arrived (and count)."""
+        """Fetch new readings; returns how many were added to the frame."""
         page = store.readings_since(self.session_id, self.cursor, READINGS_PAGE)
         self.polls += 1
         if page.readings:
-            kept = [r for r in page.readings if self.ended_at is None or r.captured_at <= self.ended_at]
+            in_time = [r for r in page.readings if self.ended_at is None or r.captured_at <= self.ended_at]
+            self.seen += len(in_time)
+            self.usable += sum(1 for r in in_time if quality.is_usable(r))
+            if in_time:
+                newest = max(r.captured_at for r in in_time)
+                self.last_captured_at = newest if self.last_captured_at is None else max(newest, self.last_captured_at)
+            kept = [r for r in in_time if self.keep is None or self.keep(r)]
             if kept:
                 self.frame = analytics.append_readings(self.frame, kept, self.started_at)
             self.cursor = page.cursor

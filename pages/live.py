@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from app import analytics, charts, clock, context, sessions, ui, webrtc_session
+from app import analytics, charts, clock, context, presence, quality, sessions, ui, webrtc_session
 from store.errors import InvalidInput, NotFound, StoreError
 
 REFRESH = timedelta(seconds=1)
@@ -49,8 +49,33 @@ if session.mode == "remote" and session.status == "live":
     webrtc_session.show_patient_video(session.id, ctx.settings)  # the patient's camera, relayed (issue 7)
 
 feeds: dict = st.session_state.setdefault("live_feeds", {})
-feed: sessions.LiveFeed = feeds.setdefault(str(session.id), sessions.LiveFeed(session.id, session.started_at))
+keep = quality.is_usable if ctx.settings.exclude_low_quality else None  # the review and the CSV leave out the same
+feed: sessions.LiveFeed = feeds.setdefault(str(session.id), sessions.LiveFeed(session.id, session.started_at, keep=keep))
 feed.stopped(session)  # an ended session shows only what was captured before Stop (as the review and the CSV do)
+
+
+def source_connected() -> bool | None:
+    """The source's own signal that it is still there (see app.presence)."""
+    if session.mode == "remote":
+        return presence.remote_connected(session.id)
+    if session.mode == "in_person":
+        return presence.device_connected(next((d for d in ctx.store.list_devices() if d.id == session.device_id), None))
+    return None
+
+
+def render_presence() -> presence.Presence:
+    """Presence line and data quality: says within seconds when the patient or their face is gone."""
+    now_present = presence.assess(session, feed.last_captured_at, source_connected() if session.status == "live" else None)
+    if now_present.state != "ended":  # an ended session says so below
+        box = {"present": st.success, "waiting": st.info, "no_face": st.warning, "disconnected": st.error}[now_present.state]
+        box(now_present.message, icon={"present": ":material/person:", "no_face": ":material/face_retouching_off:", "disconnected": ":material/link_off:"}.get(now_present.state))
+    if feed.seen:
+        analysed = presence.remote_analysed_frames(session.id) if session.mode == "remote" else None
+        share = quality.QualitySummary(feed.seen, feed.usable, analysed).usable_share
+        low = feed.seen - feed.usable
+        left_out = (f" ({low} low-quality readings left out)" if feed.keep is not None else f" ({low} low-quality readings included)") if low else ""
+        st.caption(f"Usable face in {share:.0%} of {'analysed frames' if analysed else 'readings'}{left_out}.")
+    return now_present
 
 
 def render_panel() -> None:
@@ -59,18 +84,24 @@ def render_panel() -> None:
     except StoreError as error:
         st.warning(f"Waiting for the database: {error}")
         return
+    now_present = render_presence()
     frame = feed.frame
     latest = feed.latest
     current, count, last = st.columns(3)
     if latest is None:
         current.metric("Current emotion", "—")
         count.metric("Readings", 0)
-        last.metric("Session time of the last reading", "—")
-        st.info("Waiting for the first reading…" if session.status == "live" else "This session has no readings.")
+        last.metric("Last reading", "—")
+        if session.status != "live":
+            st.info("This session has no readings.")
         return
-    current.metric("Current emotion", str(latest["dominant"]), help=f"probability {latest[latest['dominant']]:.0%} in the latest reading")
+    # Only a fresh reading is "current": an old one would keep saying "fear" long after the patient left.
+    current.metric("Current emotion", str(latest["dominant"]) if now_present.current or session.status != "live" else "—",
+                   help=f"probability {latest[latest['dominant']]:.0%} in the latest reading")
     count.metric("Readings", len(frame))
-    last.metric("Session time of the last reading", ui.format_duration(latest["t"]))
+    age = now_present.last_reading_age_s
+    last.metric("Last reading", f"{ui.format_duration(latest['t'])} into the session" if age is None or session.status != "live" else f"{age:.0f} s ago",
+                help=f"session time {ui.format_duration(latest['t'])}")
     if arrived or feed.figures is None:
         # Rebuilt only when readings arrived: an unchanged figure is an identical message, which Streamlit does not
         # resend, so a quiet second costs neither the server nor the browser a redraw.

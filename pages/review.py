@@ -55,7 +55,7 @@ if baseline_choice == "session":
     else:
         baseline_col.caption("This patient has no other session to use as a baseline.")
 
-result = review.build(ctx.store, session, float(smoothing), baseline_choice, baseline_session_id)
+result = review.build(ctx.store, session, float(smoothing), baseline_choice, baseline_session_id, exclude_low_quality=ctx.settings.exclude_low_quality)
 summary = result.summary
 if "viewed_sessions" not in st.session_state:
     st.session_state.viewed_sessions = set()
@@ -70,6 +70,10 @@ metrics[2].metric("Most frequent", summary.dominant or "—")
 metrics[3].metric("Valence index", "—" if summary.valence_index is None else f"{summary.valence_index:+.2f}", help=review.VALENCE_HELP)
 metrics[4].metric("Arousal index", "—" if summary.arousal_index is None else f"{summary.arousal_index:+.2f}", help=review.AROUSAL_HELP)
 
+if result.quality is not None and result.quality.readings:
+    q = result.quality
+    left_out = f"; {q.low_quality} low-quality readings (tiny face, face at the frame edge or turned away) left out of every number" if q.low_quality and result.low_quality_excluded else (f"; {q.low_quality} low-quality readings included (EXCLUDE_LOW_QUALITY is off)" if q.low_quality else "")
+    st.caption(f"Usable face in {q.usable_share:.0%} of the {q.readings} readings{left_out}.")
 if result.baseline_problem:
     st.warning(result.baseline_problem)
 if summary.readings == 0:
