@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from app import analytics, clock, quality, remote
+from app import analytics, clock, lifecycle, quality, remote
 from settings import Settings
 from store.api import Store
 from store.errors import InvalidInput, PermissionDenied
@@ -36,6 +36,7 @@ def require_consent(patient: Patient) -> None:
 
 def start_in_person(store: Store, patient: Patient, device_id: uuid.UUID | None) -> Session:
     require_consent(patient)
+    lifecycle.require_no_live_session(store, patient.id)  # one live session per patient
     if device_id is None:
         raise InvalidInput("Choose the room's camera (a registered Pi device) for an in-person session.")
     return store.start_session(patient.id, "in_person", device_id=device_id)
@@ -49,6 +50,7 @@ class RemoteStart:
 
 def start_remote(store: Store, settings: Settings, patient: Patient, ttl: timedelta = timedelta(hours=2)) -> RemoteStart:
     require_consent(patient)
+    lifecycle.require_no_live_session(store, patient.id)  # one live session per patient
     started = store.start_remote_session(patient.id, ttl=ttl)
     return RemoteStart(started.session, remote.join_link(settings, started.token))
 

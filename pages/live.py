@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from app import analytics, charts, clock, context, presence, quality, sessions, ui, webrtc_session
+from app import analytics, charts, clock, context, lifecycle, links, presence, quality, sessions, ui, webrtc_session
 from store.errors import InvalidInput, NotFound, StoreError
 
 REFRESH = timedelta(seconds=1)
@@ -36,16 +36,31 @@ st.title(f"{patient.full_name} · {ui.MODE_LABELS[session.mode]}")
 ui.show_flash()
 ui.disclaimer()
 
-join_link = st.session_state.get("join_links", {}).get(str(session.id))
-if session.mode == "remote" and session.status == "live":
-    if join_link:
-        st.write("Send this link to the patient (it is shown only in this browser session; it expires "
-                 f"{clock.format_moment(session.join_expires_at, tz)}):")
-        st.code(join_link, language=None)  # the code block has a copy button
+if session.status == "live":
+    for auto in lifecycle.end_idle_sessions(ctx.store, ctx.settings.idle_session_minutes):
+        if auto.session.id == session.id:
+            session = auto.session
+            st.info(f"This session was ended automatically: no reading and no note since {clock.format_moment(auto.idle_since, tz)}.")
+
+
+def render_join_link() -> None:
+    """The patient's join link: shown again after a reload (kept encrypted, app.links); "New link" replaces it."""
+    link = st.session_state.get("join_links", {}).get(str(session.id)) or links.recall(ctx.store, ctx.settings, session.id)
+    if link:
+        st.write(f"Send this link to the patient (it expires {clock.format_moment(session.join_expires_at, tz)}):")
+        st.code(link, language=None)  # the code block has a copy button
         if st.toggle("Show QR code", key="show_qr"):
-            st.image(sessions.qr_png(join_link), width=220)
+            st.image(sessions.qr_png(link), width=220)
     else:
-        st.caption("The join link was shown when the session started; start a new remote session for a new link.")
+        st.caption("This link cannot be shown again (the app's key changed since it was made): make a new one.")
+    if st.button("New link", icon=":material/autorenew:", help="Replaces the link: the old one stops working at once."):
+        st.session_state.setdefault("join_links", {})[str(session.id)] = links.new_link(ctx.store, ctx.settings, session)
+        ui.flash("New join link made: the old one no longer works.")
+        st.rerun()
+
+
+if session.mode == "remote" and session.status == "live":
+    render_join_link()
     webrtc_session.show_patient_video(session.id, ctx.settings)  # the patient's camera, relayed (issue 7)
 
 feeds: dict = st.session_state.setdefault("live_feeds", {})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import clock, context, sessions, ui
+from app import clock, context, lifecycle, links, sessions, ui
 from store.errors import InvalidInput, PermissionDenied, StoreError
 
 ctx = context.require_clinician()
@@ -14,6 +14,9 @@ tz = clock.clinician_time_zone(ctx.store, ctx.settings.default_time_zone)  # tim
 st.title("Sessions")
 ui.show_flash()
 ui.disclaimer()
+
+for auto in lifecycle.end_idle_sessions(ctx.store, ctx.settings.idle_session_minutes):
+    st.info(f"Ended automatically: a live session idle since {clock.format_moment(auto.idle_since, tz)} (no reading, no note for {ctx.settings.idle_session_minutes} min).")
 
 eligible = [p for p in ctx.store.list_patients() if p.consent_facial_analysis and not p.archived]
 names = {p.id: p.full_name for p in ctx.store.list_patients(include_archived=True)}
@@ -27,9 +30,18 @@ else:
     by_id = {p.id: p for p in eligible}
     patient_id = st.selectbox("Patient", ids, index=ids.index(wanted) if wanted in ids else 0, format_func=lambda i: ui.patient_label(by_id[i]), key="start_patient")
     patient = by_id[patient_id]
+    already = lifecycle.live_session_for_patient(ctx.store, patient.id)
     mode = st.radio("Mode", list(ui.MODE_LABELS), format_func=ui.MODE_LABELS.get, horizontal=True, key="start_mode")
 
-    if mode == "in_person":
+    if already is not None:  # one live session per patient: return to it or end it, never a second one
+        st.warning(f"{patient.full_name} already has a live session ({clock.session_label(already, tz)}).")
+        back_col, end_col = st.columns(2)
+        back_col.page_link("pages/live.py", label="Return to the live session", icon=":material/arrow_forward:", query_params={"session": str(already.id)})
+        if end_col.button("End it", key="end_existing", icon=":material/stop_circle:"):
+            sessions.stop(ctx.store, already.id)
+            ui.flash(f"Ended the live session of {patient.full_name}: you can start a new one.")
+            st.rerun()
+    elif mode == "in_person":
         devices = ctx.store.list_devices()
         if not devices:
             st.warning("No Pi device is registered: add the room's camera on the Devices page.")
@@ -53,7 +65,7 @@ else:
         hours = st.select_slider("The link expires after", options=[1, 2, 4, 8, 24], value=2, format_func=lambda h: f"{h} h")
         if st.button("Start remote session", type="primary", icon=":material/videocam:"):
             try:
-                started = sessions.start_remote(ctx.store, ctx.settings, patient, ttl=timedelta(hours=hours))
+                started = links.start_remote(ctx.store, ctx.settings, patient, ttl=timedelta(hours=hours))
             except (InvalidInput, PermissionDenied, StoreError) as error:
                 st.error(str(error))
             else:

@@ -217,3 +217,16 @@ class Store(ABC):
     @abstractmethod
     def set_time_zone(self, time_zone: str | None) -> None:
         """Set (None: clear) the acting clinician's time zone; InvalidInput for a name the IANA database lacks."""
+
+    # --- remote join links that can be shown again (issue 12; table remote_join_links) -------------------------------
+    @abstractmethod
+    def rotate_join_token(self, session_id: uuid.UUID) -> RemoteJoin:
+        """Clinician of a live remote session: a fresh token replaces the old one (whose link stops working at once)."""
+
+    @abstractmethod
+    def save_join_link(self, session_id: uuid.UUID, ciphertext: str) -> None:
+        """Keep the app-encrypted join link of the clinician's remote session (replacing an older one)."""
+
+    @abstractmethod
+    def get_join_link(self, session_id: uuid.UUID) -> str | None:
+        """The ciphertext saved for the session, None when none (another clinician's session: None too)."""

@@ -567,6 +567,41 @@ class PostgresStore(Store):
             )
             self._audit(conn, "update", "clinician_preferences", self.actor.id)
 
+    # --- remote join links (issue 12) ----------------------------------------------------------------------------------
+    def rotate_join_token(self, session_id: uuid.UUID) -> RemoteJoin:
+        require_clinician(self.actor, "renew join links")
+        check.a_uuid("session_id", session_id)
+        token = new_secret()
+        with self._tx() as conn:
+            row = conn.execute(
+                f"UPDATE sessions SET join_token_hash = %s WHERE id = %s AND mode = 'remote' AND status = 'live' "
+                f"RETURNING {SESSION_COLUMNS}",
+                (hash_secret(token), session_id),
+            ).fetchone()
+            if row is None:
+                raise InvalidInput("Only a live remote session of yours gets a new join link.")
+            self._audit(conn, "rotate_join_link", "session", session_id)
+        return RemoteJoin(Session(**row), token)
+
+    def save_join_link(self, session_id: uuid.UUID, ciphertext: str) -> None:
+        require_clinician(self.actor, "keep join links")
+        check.a_uuid("session_id", session_id)
+        if not isinstance(ciphertext, str) or not 1 <= len(ciphertext) <= 2000:
+            raise InvalidInput("the join link ciphertext must be 1-2000 characters")
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO remote_join_links (session_id, clinician_id, ciphertext) VALUES (%s, %s, %s) "
+                "ON CONFLICT (session_id) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, updated_at = now()",
+                (session_id, self.actor.id, ciphertext),
+            )
+
+    def get_join_link(self, session_id: uuid.UUID) -> str | None:
+        require_clinician(self.actor, "read join links")
+        check.a_uuid("session_id", session_id)
+        with self._tx() as conn:
+            row = conn.execute("SELECT ciphertext FROM remote_join_links WHERE session_id = %s", (session_id,)).fetchone()
+        return row["ciphertext"] if row else None
+
 
 def _checked_patient_fields(values: dict[str, object]) -> dict[str, object]:
     checked: dict[str, object] = {}

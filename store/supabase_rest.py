@@ -591,6 +591,33 @@ class SupabaseRestStore(Store):
             {"clinician_id": str(self.actor.id), "time_zone": time_zone}, on_conflict="clinician_id", returning="minimal"))
         self._audit_row("update", "clinician_preferences", self.actor.id)
 
+    # --- remote join links (issue 12) ----------------------------------------------------------------------------------
+    def rotate_join_token(self, session_id: uuid.UUID) -> RemoteJoin:
+        require_clinician(self.actor, "renew join links")
+        check.a_uuid("session_id", session_id)
+        token = new_secret()
+        rows = self._execute(self._scope_sessions(self._table("sessions").update({"join_token_hash": hash_secret(token)})
+                             .eq("id", str(session_id)).eq("mode", "remote").eq("status", "live")))
+        if not rows:
+            raise InvalidInput("Only a live remote session of yours gets a new join link.")
+        self._audit_row("rotate_join_link", "session", session_id)
+        return RemoteJoin(Session(**_parse(_only(rows[0], SESSION_COLUMNS))), token)
+
+    def save_join_link(self, session_id: uuid.UUID, ciphertext: str) -> None:
+        require_clinician(self.actor, "keep join links")
+        check.a_uuid("session_id", session_id)
+        if not isinstance(ciphertext, str) or not 1 <= len(ciphertext) <= 2000:
+            raise InvalidInput("the join link ciphertext must be 1-2000 characters")
+        self._execute(self._table("remote_join_links").upsert(
+            {"session_id": str(session_id), "clinician_id": str(self.actor.id), "ciphertext": ciphertext},
+            on_conflict="session_id", returning="minimal"))
+
+    def get_join_link(self, session_id: uuid.UUID) -> str | None:
+        require_clinician(self.actor, "read join links")
+        check.a_uuid("session_id", session_id)
+        rows = self._execute(self._table("remote_join_links").select("ciphertext").eq("session_id", str(session_id)))
+        return rows[0]["ciphertext"] if rows else None
+
 
 def _only(row: dict[str, Any], columns: str) -> dict[str, Any]:
     """Keep the public columns (an insert with the service key returns every column, secrets included)."""
