@@ -43,3 +43,34 @@ def test_an_unknown_time_zone_is_refused_and_devices_have_none(system_store, sto
     assert store.get_time_zone() is None
     with pytest.raises(PermissionDenied):
         system_store.get_time_zone()
+
+
+# --- remote join links (issue 12) ----------------------------------------------------------------------------------------
+
+
+def test_a_join_link_is_kept_for_its_own_clinician_and_a_new_token_invalidates_the_old(system_store, store_factory):
+    from datetime import date
+
+    from store.errors import InvalidToken
+    from store.models import NewPatient
+
+    store, _ = clinician_store(system_store, store_factory, "links_a")
+    other, _ = clinician_store(system_store, store_factory, "links_b")
+    patient = store.record_consent(store.create_patient(NewPatient("Link Patient")).id, True, date.today(), "sessions")
+    started = store.start_remote_session(patient.id)
+    store.save_join_link(started.session.id, "ciphertext-1")
+    store.save_join_link(started.session.id, "ciphertext-2")
+    assert store.get_join_link(started.session.id) == "ciphertext-2"
+    assert other.get_join_link(started.session.id) is None  # row-level security
+    with pytest.raises(Exception):
+        other.save_join_link(started.session.id, "hijack")
+    rotated = store.rotate_join_token(started.session.id)
+    assert rotated.token != started.token and rotated.session.id == started.session.id
+    with pytest.raises(InvalidToken):
+        system_store.session_for_token(started.token)
+    assert system_store.session_for_token(rotated.token).id == started.session.id
+    with pytest.raises(InvalidInput):
+        other.rotate_join_token(started.session.id)  # not theirs: nothing changes
+    store.end_session(started.session.id)
+    with pytest.raises(InvalidInput):
+        store.rotate_join_token(started.session.id)  # an ended session gets no new link

@@ -466,3 +466,22 @@ def test_a_time_zone_is_upserted_on_the_clinicians_own_row(fake, store):
     with pytest.raises(InvalidInput):
         clinician.set_time_zone("Mars/Olympus")  # refused before any request
     assert len([r for r in fake.requests if r.path == "/rest/v1/clinician_preferences"]) == 2
+
+
+def test_a_new_join_token_patches_the_live_remote_session_and_the_link_is_upserted(fake, store):
+    clinician = store.as_actor(Actor.for_clinician(CLINICIAN))
+    row = {"id": str(SESSION_ID), "patient_id": str(PATIENT_ID), "clinician_id": str(CLINICIAN.id), "mode": "remote",
+           "status": "live", "device_id": None, "started_at": "2026-11-25T09:00:00+00:00", "ended_at": None,
+           "join_expires_at": "2026-11-25T11:00:00+00:00", "created_at": "2026-11-25T09:00:00+00:00"}
+    fake.reply("PATCH", "/rest/v1/sessions", Reply(200, [row]))
+    fake.reply("POST", "/rest/v1/audit_log", Reply(201, None))
+    rotated = clinician.rotate_join_token(SESSION_ID)
+    patch = fake.only("PATCH", "/rest/v1/sessions")
+    assert (patch.param("id"), patch.param("mode"), patch.param("status"), patch.param("clinician_id")) == (
+        f"eq.{SESSION_ID}", "eq.remote", "eq.live", f"eq.{CLINICIAN.id}")
+    assert set(patch.body) == {"join_token_hash"} and len(patch.body["join_token_hash"]) == 64
+    assert rotated.token and rotated.session.id == SESSION_ID
+    fake.reply("POST", "/rest/v1/remote_join_links", Reply(201, None))
+    clinician.save_join_link(SESSION_ID, "ciphertext")
+    upsert = fake.only("POST", "/rest/v1/remote_join_links")
+    assert upsert.param("on_conflict") == "session_id" and upsert.body["ciphertext"] == "ciphertext"
