@@ -38,7 +38,7 @@ browsers:
 	fi
 
 run: $(VENV)/.runtime-installed
-	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true
+	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true --server.fileWatcherType none
 
 test: $(VENV)/.dev-installed browsers
 	$(BIN)/python -m pytest

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import clock, context, lifecycle, links, sessions, ui
+from app import clock, context, lifecycle, links, sessions, ui, uploads
 from store.errors import InvalidInput, PermissionDenied, StoreError
 
 ctx = context.require_clinician()
@@ -88,9 +88,9 @@ else:
                 try:
                     analyzer = sessions.default_video_analyzer(ctx.settings)
                     result = sessions.import_video(ctx.store, patient, Path(handle.name), analyzer, fps=fps, on_progress=lambda f, m: bar.progress(f, text=m))
-                except (ValueError, RuntimeError, OSError, StoreError) as error:  # bad file, model missing, database down
+                except (ValueError, RuntimeError, OSError, MemoryError, StoreError) as error:  # bad file, model missing, database down
                     bar.empty()
-                    st.error(f"The video could not be analysed: {error}")
+                    st.error(uploads.video_error_message(error))  # the user's terms; the details go to the server log
                 else:
                     bar.progress(1.0, text="Done")
                     ui.flash(f"Analysed {ui.format_duration(result.duration_s)} of video: {result.readings} readings saved.")
