@@ -200,6 +200,7 @@ def import_video(
     analyzer: object,
     fps: float = 4.0,
     on_progress: ProgressFn | None = None,
+    recorded_at: datetime | None = None,
 ) -> VideoImport:
     """Analyse a recorded session video with the same code as `python -m pi_agent analyze`, then store the readings in
     a new recorded_video session (ended when done). The video is analysed before the session is created, so an
@@ -215,6 +216,8 @@ def import_video(
 
     analysis = analyze_video(video_path, analyzer, fps=fps, on_progress=progress)
     session = store.start_session(patient.id, "recorded_video")
+    if recorded_at is not None:  # issue 12: the session is dated when it was recorded, not uploaded
+        session = store.retime_recorded_session(session.id, recorded_at)
     start = session.started_at or datetime.now(timezone.utc)
     readings = readings_for_session(analysis, session.id, start)
     inserted = 0
@@ -226,6 +229,8 @@ def import_video(
                 on_progress(0.9 + 0.1 * saved / len(readings), f"Saved {saved} of {len(readings)} readings")
     finally:
         session = store.end_session(session.id)
+        if recorded_at is not None:  # and lasts as long as the video
+            session = store.retime_recorded_session(session.id, start, start + timedelta(seconds=analysis.duration_s))
     return VideoImport(session, inserted, analysis.frames_read, analysis.duration_s)
 
 

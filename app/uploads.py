@@ -29,3 +29,28 @@ def video_error_message(error: BaseException) -> str:
         return "The video is too large to analyse on this server: upload a shorter recording."
     cleaned = _PATH.sub("the file", text).strip()
     return f"The video could not be analysed: {cleaned}" if cleaned else "The video could not be analysed."
+
+
+def recording_started_at(path) -> "datetime | None":
+    """When the recording began, from the file's own metadata (MP4/MOV `creation_time`), or None when it has none."""
+    from datetime import datetime, timezone
+
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            tags = dict(container.metadata)
+            for stream in container.streams:
+                tags = {**dict(stream.metadata), **tags}
+    except Exception:  # not readable here: the clinician types the time
+        return None
+    raw = tags.get("creation_time") or tags.get("com.apple.quicktime.creationdate")
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return None if moment.year < 1990 else moment  # 1904/1970 defaults of cameras that never set their clock

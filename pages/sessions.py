@@ -1,7 +1,7 @@
 """Start a session (in person with a Pi camera, remote with a join link, or from a recorded video) and list sessions."""
 
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import streamlit as st
@@ -33,7 +33,7 @@ else:
     already = lifecycle.live_session_for_patient(ctx.store, patient.id)
     mode = st.radio("Mode", list(ui.MODE_LABELS), format_func=ui.MODE_LABELS.get, horizontal=True, key="start_mode")
 
-    if already is not None:  # one live session per patient: return to it or end it, never a second one
+    if already is not None and mode != "recorded_video":  # one live session per patient: return to it or end it
         st.warning(f"{patient.full_name} already has a live session ({clock.session_label(already, tz)}).")
         back_col, end_col = st.columns(2)
         back_col.page_link("pages/live.py", label="Return to the live session", icon=":material/arrow_forward:", query_params={"session": str(already.id)})
@@ -79,6 +79,25 @@ else:
                    "emotion readings are kept, the video file is deleted afterwards.")
         upload = st.file_uploader("Session video", type=["mp4", "avi", "mov", "mkv", "webm", "m4v"], key="video_upload")
         fps = st.slider("Analysed frames per second of video", 1.0, 10.0, 4.0, 1.0)
+        recorded_at = None
+        if upload is not None:
+            # When was it recorded? The file's own metadata when present, else now; in the clinician's time zone.
+            cache = st.session_state.setdefault("upload_recorded_at", {})
+            key = f"{upload.name}:{upload.size}"
+            if key not in cache:
+                with tempfile.NamedTemporaryFile(suffix=Path(upload.name).suffix or ".mp4") as probe:
+                    probe.write(upload.getbuffer())
+                    probe.flush()
+                    cache[key] = uploads.recording_started_at(Path(probe.name))
+            found = cache[key]
+            local = (found or datetime.now(timezone.utc)).astimezone(clock.zone(tz))
+            day_col, time_col = st.columns(2)
+            day = day_col.date_input("Recorded on", value=local.date(), max_value="today", key="recorded_day")
+            moment = time_col.time_input("Recording started at", value=local.time().replace(second=0, microsecond=0), step=60, key="recorded_time")
+            st.caption(("Taken from the file's metadata. " if found else "The file carries no recording time: set it. ") + f"Time zone: {tz}.")
+            recorded_at = datetime.combine(day, moment, tzinfo=clock.zone(tz))
+            if found is not None and (day, moment) == (local.date(), local.time().replace(second=0, microsecond=0)):
+                recorded_at = found  # untouched: keep the metadata's seconds
         if upload is not None and st.button("Analyse video", type="primary", icon=":material/movie:"):
             bar = st.progress(0.0, text="Loading the model…")
             suffix = Path(upload.name).suffix or ".mp4"
@@ -87,7 +106,7 @@ else:
                 handle.flush()
                 try:
                     analyzer = sessions.default_video_analyzer(ctx.settings)
-                    result = sessions.import_video(ctx.store, patient, Path(handle.name), analyzer, fps=fps, on_progress=lambda f, m: bar.progress(f, text=m))
+                    result = sessions.import_video(ctx.store, patient, Path(handle.name), analyzer, fps=fps, on_progress=lambda f, m: bar.progress(f, text=m), recorded_at=recorded_at)
                 except (ValueError, RuntimeError, OSError, MemoryError, StoreError) as error:  # bad file, model missing, database down
                     bar.empty()
                     st.error(uploads.video_error_message(error))  # the user's terms; the details go to the server log

@@ -230,3 +230,8 @@ class Store(ABC):
     @abstractmethod
     def get_join_link(self, session_id: uuid.UUID) -> str | None:
         """The ciphertext saved for the session, None when none (another clinician's session: None too)."""
+
+    # --- recorded videos keep their own clock (issue 12) --------------------------------------------------------------
+    @abstractmethod
+    def retime_recorded_session(self, session_id: uuid.UUID, started_at: datetime, ended_at: datetime | None = None) -> Session:
+        """A recorded_video session's times: when the recording began (and ended), not when it was uploaded."""

@@ -24,6 +24,7 @@ from fer.labels import LABELS
 from store import validation as check
 from store.api import Actor, Store
 from store.common import (
+    checked_recording_times,
     checked_time_zone,
     PATIENT_FIELDS,
     PATIENT_TEXT_FIELDS,
@@ -601,6 +602,22 @@ class PostgresStore(Store):
         with self._tx() as conn:
             row = conn.execute("SELECT ciphertext FROM remote_join_links WHERE session_id = %s", (session_id,)).fetchone()
         return row["ciphertext"] if row else None
+
+    # --- recorded videos keep their own clock (issue 12) -------------------------------------------------------------
+    def retime_recorded_session(self, session_id: uuid.UUID, started_at: datetime, ended_at: datetime | None = None) -> Session:
+        require_clinician(self.actor, "date recorded sessions")
+        check.a_uuid("session_id", session_id)
+        checked_recording_times(started_at, ended_at)
+        with self._tx() as conn:
+            row = conn.execute(
+                f"UPDATE sessions SET started_at = %s, ended_at = coalesce(%s, ended_at) "
+                f"WHERE id = %s AND mode = 'recorded_video' RETURNING {SESSION_COLUMNS}",
+                (started_at, ended_at, session_id),
+            ).fetchone()
+            if row is None:
+                raise InvalidInput("Only a recorded-video session of yours takes the recording's times.")
+            self._audit(conn, "retime", "session", session_id)
+        return Session(**row)
 
 
 def _checked_patient_fields(values: dict[str, object]) -> dict[str, object]:

@@ -24,6 +24,7 @@ from fer.labels import LABELS
 from store import validation as check
 from store.api import Actor, Store
 from store.common import (
+    checked_recording_times,
     checked_time_zone,
     PATIENT_FIELDS,
     PATIENT_TEXT_FIELDS,
@@ -617,6 +618,19 @@ class SupabaseRestStore(Store):
         check.a_uuid("session_id", session_id)
         rows = self._execute(self._table("remote_join_links").select("ciphertext").eq("session_id", str(session_id)))
         return rows[0]["ciphertext"] if rows else None
+
+    # --- recorded videos keep their own clock (issue 12) -------------------------------------------------------------
+    def retime_recorded_session(self, session_id: uuid.UUID, started_at: datetime, ended_at: datetime | None = None) -> Session:
+        require_clinician(self.actor, "date recorded sessions")
+        check.a_uuid("session_id", session_id)
+        checked_recording_times(started_at, ended_at)
+        values = {"started_at": iso(started_at)} | ({"ended_at": iso(ended_at)} if ended_at is not None else {})
+        rows = self._execute(self._scope_sessions(self._table("sessions").update(values))
+                             .eq("id", str(session_id)).eq("mode", "recorded_video"))
+        if not rows:
+            raise InvalidInput("Only a recorded-video session of yours takes the recording's times.")
+        self._audit_row("retime", "session", session_id)
+        return Session(**_parse(_only(rows[0], SESSION_COLUMNS)))
 
 
 def _only(row: dict[str, Any], columns: str) -> dict[str, Any]:
