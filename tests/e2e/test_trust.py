@@ -125,8 +125,10 @@ def run(app, page) -> None:
     report_path = Path(report_download.value.path())
     html = report_path.read_text()
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d-\d\d:\d\d:\d\d CE[S]?T", html), "times with seconds in Europe/Madrid"
+    as_html = report_path.parent / "session-report.html"  # the download has no suffix: Chromium would show the source
+    as_html.write_text(html)
     report = page.context.new_page()
-    report.goto(report_path.resolve().as_uri())
+    report.goto(as_html.resolve().as_uri())
     report.get_by_text("Session report").first.wait_for(timeout=30_000)
     shot(report, "report", full_page=False)  # the summary; the full page re-renders every embedded chart
     report.close()
