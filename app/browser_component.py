@@ -119,6 +119,11 @@ def _relay_wanted(settings: Settings, session_id: uuid.UUID) -> bool:
     return mode == "server"
 
 
+def server_analyses(settings: Settings, session_id: uuid.UUID) -> bool:
+    """Whether this session's video reaches the server (server mode); in browser mode only readings do."""
+    return _relay_wanted(settings, session_id)
+
+
 def show_clinician_view(session_id: uuid.UUID, settings: Settings) -> None:
     """Which mode the session runs in (re-checked every 2 s) and, in server mode only, the relayed patient video.
 
