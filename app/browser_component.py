@@ -119,9 +119,12 @@ def _relay_wanted(settings: Settings, session_id: uuid.UUID) -> bool:
     return mode == "server"
 
 
-def server_analyses(settings: Settings, session_id: uuid.UUID) -> bool:
-    """Whether this session's video reaches the server (server mode); in browser mode only readings do."""
-    return _relay_wanted(settings, session_id)
+def analysed_in_browser(session_id: uuid.UUID) -> bool:
+    """Whether the patient's page reported browser mode for this session (in this server process): then no video
+    stream reaches the server, and its readings come only while a face is seen, so the dashboard cannot tell "gone"
+    from "no face" (app.presence: source unknown)."""
+    report = browser_analysis.session_mode(session_id)
+    return report is not None and report.mode == "browser"
 
 
 def show_clinician_view(session_id: uuid.UUID, settings: Settings) -> None:

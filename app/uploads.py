@@ -19,10 +19,6 @@ def video_error_message(error: BaseException) -> str:
     text = str(error)
     if isinstance(error, StoreError):
         return "The database could not be reached, so nothing was saved. Try again in a moment."
-    from fer.video import VideoError
-
-    if isinstance(error, VideoError):  # fer.video already speaks the user's terms and names the upload, not a path
-        return text
     if isinstance(error, (FileNotFoundError,)) or "model" in text.lower() and ("not found" in text.lower() or "missing" in text.lower()):
         return "The emotion model is not installed on this server: ask the administrator."
     if match := _CUT_SHORT.search(text):

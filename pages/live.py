@@ -74,7 +74,7 @@ def source_connected() -> bool | None:
     """The source's own signal that it is still there (see app.presence)."""
     if session.mode == "remote":
         # browser mode: no stream reaches the server, so only the readings' age tells (unknown here, not "gone")
-        if not browser_component.server_analyses(ctx.settings, session.id):
+        if browser_component.analysed_in_browser(session.id):
             return None
         return presence.remote_connected(session.id)
     if session.mode == "in_person":

@@ -39,5 +39,8 @@ def test_the_patients_list_shows_whole_names(signed_in_app, clinician_store):
     long_name = "María de los Ángeles Fernández-Villaverde y Castro"
     consenting_patient(clinician_store, long_name, date_of_birth=date(1980, 5, 17), diagnosis="dysthymia")
     at = signed_in_app.run()
-    assert long_name in [link.label for link in at.get("page_link")]  # the name alone: nothing appended to cut off
+    from app import ui
+
+    # the name alone (as Markdown that renders literally, app.ui.literal): nothing appended to cut off
+    assert ui.literal(long_name) in [link.label for link in at.get("page_link")]
     assert "born 1980-05-17 · dysthymia" in page_text(at)
