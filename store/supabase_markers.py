@@ -48,8 +48,8 @@ def _when(value: str | None) -> datetime | None:
 class SupabaseMarkers(MarkerStore):
     def list_marker_types(self) -> list[MarkerType]:
         require_clinician(self.actor, "keep marker types")
-        rows = self._execute(self._table("marker_types").select(MARKER_TYPE_COLUMNS)
-                             .eq("clinician_id", str(self.actor.id)).order("position").order("label"))
+        # marker_types_select (row-level security, under the clinician's JWT) shows only their own types
+        rows = self._execute(self._table("marker_types").select(MARKER_TYPE_COLUMNS).order("position").order("label"))
         return [_marker_type(row) for row in rows]
 
     def add_marker_type(self, label: str, shortcut: str = "", position: int = 0) -> MarkerType:
@@ -63,8 +63,7 @@ class SupabaseMarkers(MarkerStore):
     def remove_marker_type(self, type_id: uuid.UUID) -> None:
         require_clinician(self.actor, "keep marker types")
         check.a_uuid("type_id", type_id)
-        rows = self._execute(self._table("marker_types").delete().eq("id", str(type_id))
-                             .eq("clinician_id", str(self.actor.id)))
+        rows = self._execute(self._table("marker_types").delete().eq("id", str(type_id)))  # own rows only (RLS)
         if not rows:
             raise NotFound(f"marker type {type_id}")
         self._audit_row("delete", "marker_type", type_id)
@@ -113,9 +112,9 @@ class SupabaseMarkers(MarkerStore):
         return [_marker(row) for row in rows]
 
     def _require_own_session(self, session_id: uuid.UUID) -> None:
-        rows = self._execute(self._table("sessions").select("id").eq("id", str(session_id))
-                             .eq("clinician_id", str(self.actor.id)))
-        if not rows:
+        # RLS shows admins every session; markers are for the session's own clinician (as the policies require)
+        rows = self._execute(self._table("sessions").select("id,clinician_id").eq("id", str(session_id)))
+        if not rows or rows[0].get("clinician_id") != str(self.actor.id):
             raise NotFound(f"session {session_id}")
 
     def _own_marker_session(self, marker_id: uuid.UUID) -> uuid.UUID:

@@ -667,6 +667,9 @@ class SupabaseRestStore(SupabaseMarkers, Store):
             raise PermissionDenied("remote patients do not write the audit log")
         self._audit_row(action, entity, entity_id)
 
+    def _is_admin(self) -> bool:
+        return self.actor.kind == "clinician" and self.actor.role == "admin"
+
     def _require_audit_reader(self) -> None:
         if not (self.actor.kind == "system" or (self.actor.kind == "clinician" and self.actor.role == "admin")):
             raise PermissionDenied("only admins read the audit log")

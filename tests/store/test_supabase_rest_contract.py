@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 import jwt
 import pytest
 
-from store.api import Actor
+from store.api import Actor, LoginThrottle
 from store.errors import InvalidInput, InvalidToken, NotFound, PermissionDenied, SessionNotLive, StoreUnavailable
 from store.models import Clinician, NewPatient, Reading
 from store.supabase_rest import SupabaseRestStore
@@ -457,7 +457,17 @@ def plausible_postgrest(request: RecordedRequest) -> Reply:
                              "text": "x", "author_id": str(CLINICIAN.id)}],
             "audit_log": [], "rpc/readings_since": [], "rpc/session_aggregate": [AGGREGATE_ROW],
             "rpc/session_for_token": [session_row()], "rpc/device_live_session": [session_row()],
-            "rpc/device_authenticate": [DEVICE_ROW]}
+            "rpc/device_authenticate": [DEVICE_ROW],
+            "consent_texts": [{"version": 1, "text": "I agree.", "published_at": "2026-11-25T09:00:00+00:00"}],
+            "consent_records": [], "rpc/login_attempt_begin": 0, "rpc/login_session_open": True,
+            "rpc/publish_consent_text": 1, "rpc/erase_patient": {}, "rpc/apply_retention": [],
+            "rpc/patient_export": {"patient": patient_row(), "record_entries": [], "consents": [], "sessions": [],
+                                   "annotations": []},
+            "marker_types": [{"id": str(SESSION_ID), "clinician_id": str(CLINICIAN.id), "label": "topic", "shortcut": "",
+                              "position": 0, "created_at": "2026-11-25T09:00:00+00:00"}],
+            "session_markers": [{"id": str(SESSION_ID), "session_id": str(SESSION_ID), "at": "2026-11-25T09:00:05+00:00",
+                                 "kind": "topic", "text": "x", "author_id": str(CLINICIAN.id),
+                                 "created_at": "2026-11-25T09:00:06+00:00", "updated_at": "2026-11-25T09:00:06+00:00"}]}
     if table in ("rpc/insert_readings", "rpc/device_insert_readings", "rpc/insert_remote_readings"):
         return Reply(200, 1)
     if table in ("rpc/device_heartbeat", "rpc/revoke_device"):
@@ -513,6 +523,32 @@ METHODS: list[tuple[str, Actor, Callable[[Any], object]]] = [
     ("get_join_link", AS_CLINICIAN, lambda s: s.get_join_link(SESSION_ID)),
     ("retime_recorded_session", AS_CLINICIAN, lambda s: s.retime_recorded_session(
         SESSION_ID, datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc))),
+    # login security (sec-login): the app server's own bookkeeping, under the service key
+    ("begin_login_attempt", SYSTEM, lambda s: s.begin_login_attempt("drgrey", "10.0.0.1", LoginThrottle(
+        5, timedelta(seconds=2), timedelta(seconds=60), timedelta(minutes=15)))),
+    ("reset_login_throttle", SYSTEM, lambda s: s.reset_login_throttle("drgrey")),
+    ("open_login_session", SYSTEM, lambda s: s.open_login_session(CLINICIAN.id, TOKEN, "10.0.0.1")),
+    ("resume_login_session", SYSTEM, lambda s: s.resume_login_session(TOKEN, timedelta(hours=2), timedelta(hours=12))),
+    ("end_login_session", SYSTEM, lambda s: s.end_login_session(TOKEN)),
+    ("revoke_login_sessions", SYSTEM, lambda s: s.revoke_login_sessions(CLINICIAN.id)),
+    ("set_password_hash", SYSTEM, lambda s: s.set_password_hash(CLINICIAN.id, "$2b$04$" + "h" * 53)),
+    ("set_clinician_active", SYSTEM, lambda s: s.set_clinician_active(CLINICIAN.id, False)),
+    # patients' data rights (rights)
+    ("current_consent_text", AS_CLINICIAN, lambda s: s.current_consent_text()),
+    ("publish_consent_text", AS_ADMIN, lambda s: s.publish_consent_text("I agree to facial analysis.")),
+    ("consent_history", AS_CLINICIAN, lambda s: s.consent_history(PATIENT_ID)),
+    ("consent_is_current", AS_CLINICIAN, lambda s: s.consent_is_current(PATIENT_ID)),
+    ("export_patient", AS_CLINICIAN, lambda s: s.export_patient(PATIENT_ID)),
+    ("erase_patient", AS_ADMIN, lambda s: s.erase_patient(PATIENT_ID, "Ana")),
+    ("apply_retention", SYSTEM, lambda s: s.apply_retention(timedelta(days=30))),
+    # event markers (clinical)
+    ("list_marker_types", AS_CLINICIAN, lambda s: s.list_marker_types()),
+    ("add_marker_type", AS_CLINICIAN, lambda s: s.add_marker_type("Topic")),
+    ("remove_marker_type", AS_CLINICIAN, lambda s: s.remove_marker_type(uuid.uuid4())),
+    ("add_marker", AS_CLINICIAN, lambda s: s.add_marker(SESSION_ID, NOW, "topic", "x")),
+    ("update_marker", AS_CLINICIAN, lambda s: s.update_marker(uuid.uuid4(), text="y")),
+    ("remove_marker", AS_CLINICIAN, lambda s: s.remove_marker(uuid.uuid4())),
+    ("list_markers", AS_CLINICIAN, lambda s: s.list_markers(SESSION_ID)),
 ]
 TOKEN_METHODS: list[tuple[str, Callable[[Any], object]]] = [
     ("session_for_token", lambda s: s.session_for_token(TOKEN)),
