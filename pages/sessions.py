@@ -32,7 +32,7 @@ else:
     mode = st.radio("Mode", list(ui.MODE_LABELS), format_func=ui.MODE_LABELS.get, horizontal=True, key="start_mode")
 
     if already is not None and mode != "recorded_video":  # one live session per patient: return to it or end it
-        st.warning(f"{patient.full_name} already has a live session ({clock.session_label(already, tz)}).")
+        st.warning(f"{ui.literal(patient.full_name)} already has a live session ({clock.session_label(already, tz)}).")
         back_col, end_col = st.columns(2)
         back_col.page_link("pages/live.py", label="Return to the live session", icon=":material/arrow_forward:", query_params={"session": str(already.id)})
         if end_col.button("End it", key="end_existing", icon=":material/stop_circle:"):
