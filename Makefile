@@ -51,7 +51,7 @@ browsers:
 	fi
 
 run: $(VENV)/.runtime-installed frontend
-	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true
+	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true --server.fileWatcherType none
 
 test: $(VENV)/.dev-installed browsers frontend
 	$(BIN)/python -m pytest --durations=15

@@ -57,6 +57,11 @@ class Settings:
     # Reactions to event markers (app/reactions.py): seconds of readings before and after each marker
     reaction_before_s: float = 30.0
     reaction_after_s: float = 30.0
+    # Issue 12 (trust): the time zone for clinicians who have not chosen one; low-quality readings out of statistics;
+    # live sessions with no reading and no clinician activity for this long are ended automatically.
+    default_time_zone: str = "UTC"
+    exclude_low_quality: bool = True
+    idle_session_minutes: int = 30
 
     @property
     def backend(self) -> str:
@@ -100,6 +105,9 @@ class Settings:
             readings_retention_days=int(d) if (d := get("READINGS_RETENTION_DAYS")) else None,
             reaction_before_s=_positive_seconds("REACTION_BEFORE_S", get("REACTION_BEFORE_S"), cls.reaction_before_s),
             reaction_after_s=_positive_seconds("REACTION_AFTER_S", get("REACTION_AFTER_S"), cls.reaction_after_s),
+            default_time_zone=get("DEFAULT_TIME_ZONE") or cls.default_time_zone,
+            exclude_low_quality=(get("EXCLUDE_LOW_QUALITY") or "true").lower() in ("1", "true", "yes"),
+            idle_session_minutes=int(get("IDLE_SESSION_MINUTES") or cls.idle_session_minutes),
         )
 
 

@@ -1,13 +1,7 @@
-"""Valence and arousal of a reading, from the seven class probabilities: the one place this module family maps classes to
-the two affect dimensions, so it can be swapped for the project-wide mapping at merge.
-
-Mapping (pleasure/valence, arousal), each in [-1, 1], from the Pleasure-Arousal-Dominance ratings of emotion terms by
-Russell & Mehrabian (1977), "Evidence for a three-factor theory of emotions", Journal of Research in Personality 11(3),
-273-294, as tabulated in affective-computing work (e.g. Gebhard 2005, "ALMA: a layered model of affect", AAMAS, for anger
-and fear): angry (-0.51, 0.59), disgust (-0.60, 0.35), fear (-0.64, 0.60), happy (0.76, 0.48), sad (-0.63, -0.27),
-surprise (0.40, 0.67). Neutral is the origin (0, 0) by construction (no rating; it means "no expression"). Secondary
-tabulations differ in a few values (fear's arousal is also quoted as 0.82, happy as (0.81, 0.51)); the numbers here are the
-ones stated, and docs/app.md says so.
+"""Valence and arousal of a reading, from the seven class probabilities, for the clinical modules (reactions, cohort,
+PDF/FHIR reports). The mapping is the project-wide one of app.analytics (VALENCE_WEIGHTS / AROUSAL_WEIGHTS: the
+valence and arousal ratings of Warriner, Kuperman & Brysbaert (2013) for the words the classes are named by, centred on
+"neutral" and scaled to [-1, 1]; docs/app.md), so the review, the progress page and these modules agree.
 
 A reading's valence (arousal) is the expectation of the class coordinates under its probabilities: sum_i p_i * v_i.
 """
@@ -17,17 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from app import analytics
 from fer.labels import LABELS
 
 # label -> (valence, arousal)
 AFFECT_COORDINATES: dict[str, tuple[float, float]] = {
-    "angry": (-0.51, 0.59),
-    "disgust": (-0.60, 0.35),
-    "fear": (-0.64, 0.60),
-    "happy": (0.76, 0.48),
-    "sad": (-0.63, -0.27),
-    "surprise": (0.40, 0.67),
-    "neutral": (0.0, 0.0),
+    label: (analytics.VALENCE_WEIGHTS[label], analytics.AROUSAL_WEIGHTS[label]) for label in LABELS
 }
 
 

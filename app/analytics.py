@@ -14,7 +14,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from fer.labels import LABELS, NEGATIVE_LABELS, POSITIVE_LABELS
+from fer.labels import LABELS
 from store.models import Reading
 
 FRAME_COLUMNS: tuple[str, ...] = ("captured_at", "t", *LABELS, "dominant")
@@ -82,11 +82,48 @@ def smooth(frame: pd.DataFrame, window_s: float = 5.0) -> pd.DataFrame:
     return smoothed
 
 
-def valence(frame: pd.DataFrame) -> pd.Series:
-    """Per reading: P(positive) - P(negative), in [-1, 1]. Surprise and neutral count as neither."""
+# Published valence and arousal of the seven category words: Warriner, Kuperman & Brysbaert (2013), "Norms of valence,
+# arousal, and dominance for 13,915 English lemmas", Behavior Research Methods 45(4), 1191-1207,
+# doi:10.3758/s13428-012-0314-x; columns V.Mean.Sum / A.Mean.Sum (1 = unhappy/calm ... 9 = happy/excited) of the
+# words exactly as the classes are named. The two dimensions are those of Russell's (1980) circumplex of affect.
+WARRINER_2013_RATINGS: dict[str, tuple[float, float]] = {  # label -> (valence, arousal), 1..9
+    "angry": (2.53, 6.20),
+    "disgust": (3.32, 5.00),
+    "fear": (2.93, 6.14),
+    "happy": (8.47, 6.05),
+    "sad": (2.10, 3.49),
+    "surprise": (7.44, 6.57),
+    "neutral": (5.50, 3.45),
+}
+
+
+def _centred_on_neutral(index: int) -> dict[str, float]:
+    # Centred on the rating of "neutral" (so a neutral face scores 0 by definition, not +0.13) and divided by 4, half
+    # the width of the 1..9 scale, so every weight lies in [-1, 1].
+    zero = WARRINER_2013_RATINGS["neutral"][index]
+    return {label: round((ratings[index] - zero) / 4.0, 4) for label, ratings in WARRINER_2013_RATINGS.items()}
+
+
+VALENCE_WEIGHTS: dict[str, float] = _centred_on_neutral(0)
+AROUSAL_WEIGHTS: dict[str, float] = _centred_on_neutral(1)
+
+
+def _weighted(frame: pd.DataFrame, weights: dict[str, float]) -> pd.Series:
     if frame.empty:
         return pd.Series(dtype="float64")
-    return frame[list(POSITIVE_LABELS)].sum(axis=1) - frame[list(NEGATIVE_LABELS)].sum(axis=1)
+    values = frame[list(LABELS)].to_numpy(dtype="float64") @ np.asarray([weights[label] for label in LABELS])
+    return pd.Series(values, index=frame.index, dtype="float64")
+
+
+def valence(frame: pd.DataFrame) -> pd.Series:
+    """Per reading: the expected valence sum_k P(k) * v(k) with v from VALENCE_WEIGHTS (Warriner et al. 2013, centred
+    on "neutral"); -0.85 (all sad) ... +0.74 (all happy), 0 for a neutral face."""
+    return _weighted(frame, VALENCE_WEIGHTS)
+
+
+def arousal(frame: pd.DataFrame) -> pd.Series:
+    """Per reading: the expected arousal with AROUSAL_WEIGHTS; 0 calm as a neutral face ... +0.78 (all surprise)."""
+    return _weighted(frame, AROUSAL_WEIGHTS)
 
 
 def valence_index(frame: pd.DataFrame) -> float | None:
@@ -94,6 +131,17 @@ def valence_index(frame: pd.DataFrame) -> float | None:
     if frame.empty:
         return None
     return float(valence(frame).mean())
+
+
+def arousal_index(frame: pd.DataFrame) -> float | None:
+    if frame.empty:
+        return None
+    return float(arousal(frame).mean())
+
+
+def mean_valence(proportions: dict[str, float]) -> float:
+    """Valence of mean probabilities (the expected valence is linear, so this equals the mean of per-reading valence)."""
+    return float(sum(proportions.get(label, 0.0) * VALENCE_WEIGHTS[label] for label in LABELS))
 
 
 # --- distributions ------------------------------------------------------------------------------------------------
@@ -155,48 +203,136 @@ def dominant_segments(frame: pd.DataFrame) -> list[Segment]:
     return segments
 
 
+PEAK_HEIGHT = 0.5  # an emotion must reach at least this probability ...
+PEAK_PROMINENCE = 0.2  # ... rise at least this much above its surroundings ...
+PEAK_MIN_DURATION_S = 1.0  # ... and stay at or above the height this long (one stray frame is not a peak)
+
+
 @dataclass(frozen=True)
 class Peak:
+    """An excursion of one emotion: a stretch where its probability stayed at or above the height, standing out from
+    its surroundings by at least the prominence. `t`/`value` are its highest reading."""
+
     label: str
-    t: float  # seconds since session start
+    t: float  # seconds since session start of the highest reading
     captured_at: datetime
     value: float
+    start_s: float = 0.0
+    end_s: float = 0.0
+    prominence: float = 0.0
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+def _runs_at_or_above(values: np.ndarray, height: float) -> list[tuple[int, int]]:
+    """[first, last] index pairs of the maximal runs with values >= height."""
+    above = values >= height
+    runs: list[tuple[int, int]] = []
+    start: int | None = None
+    for i, flag in enumerate(above):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            runs.append((start, i - 1))
+            start = None
+    if start is not None:
+        runs.append((start, len(values) - 1))
+    return runs
 
 
 def find_peaks(
     frame: pd.DataFrame,
     labels: Iterable[str] = tuple(label for label in LABELS if label != "neutral"),
-    min_height: float = 0.5,
-    min_distance_s: float = 10.0,
+    height: float = PEAK_HEIGHT,
+    prominence: float = PEAK_PROMINENCE,
+    min_duration_s: float = PEAK_MIN_DURATION_S,
     limit: int = 10,
 ) -> list[Peak]:
-    """Local maxima of each emotion's probability (use a smoothed frame) that reach `min_height`; within
-    `min_distance_s` of a higher peak of the same emotion only the higher one is kept. Highest first, at most `limit`."""
+    """Peaks found on the readings themselves (pass the raw frame: smoothing would flatten short excursions).
+
+    For each emotion: (1) runs of consecutive readings with probability >= `height`; (2) neighbouring runs are one
+    peak when the lowest value between them stays above the lower run's maximum minus `prominence` (a shallow dip
+    does not split a peak); (3) a peak's prominence is its maximum minus the higher of the lowest values on either
+    side (down to the neighbouring peak or the session edge; a side without readings does not count, and a run with
+    no readings on either side stands out from nothing and is no peak); (4) kept when prominence >= `prominence` and
+    the run lasts >= `min_duration_s` (first to last reading at or above the height). Highest first, at most `limit`."""
     if frame.empty:
         return []
-    times = frame["t"].to_numpy()
+    times = frame["t"].to_numpy(dtype="float64")
     found: list[Peak] = []
     for label in labels:
-        values = frame[label].to_numpy()
-        padded = np.concatenate(([-np.inf], values, [-np.inf]))
-        # A plateau counts once: >= the previous value and > the next one.
-        candidates = np.where((values >= padded[:-2]) & (values > padded[2:]) & (values >= min_height))[0]
-        kept: list[int] = []
-        for index in sorted(candidates, key=lambda i: -values[i]):
-            if all(abs(times[index] - times[other]) >= min_distance_s for other in kept):
-                kept.append(int(index))
-        found += [Peak(label, float(times[i]), frame["captured_at"].iloc[i].to_pydatetime(), float(values[i])) for i in kept]
-    return sorted(found, key=lambda p: -p.value)[:limit]
+        values = frame[label].to_numpy(dtype="float64")
+        runs = _runs_at_or_above(values, height)
+        merged: list[tuple[int, int]] = []
+        for run in runs:
+            if merged:
+                previous = merged[-1]
+                dip = values[previous[1] + 1 : run[0]].min()
+                lower_top = min(values[previous[0] : previous[1] + 1].max(), values[run[0] : run[1] + 1].max())
+                if dip > lower_top - prominence:
+                    merged[-1] = (previous[0], run[1])
+                    continue
+            merged.append(run)
+        for index, (first, last) in enumerate(merged):
+            left_edge = merged[index - 1][1] + 1 if index > 0 else 0
+            right_edge = merged[index + 1][0] if index + 1 < len(merged) else len(values)
+            sides = [side.min() for side in (values[left_edge:first], values[last + 1 : right_edge]) if side.size]
+            if not sides:
+                continue
+            top = first + int(np.argmax(values[first : last + 1]))
+            standing = float(values[top] - max(sides))
+            if standing < prominence or times[last] - times[first] < min_duration_s:
+                continue
+            found.append(
+                Peak(label, float(times[top]), frame["captured_at"].iloc[top].to_pydatetime(), float(values[top]), float(times[first]), float(times[last]), standing)
+            )
+    return sorted(found, key=lambda p: (-p.value, p.t))[:limit]
 
 
 # --- baseline ---------------------------------------------------------------------------------------------------------
 
+CALIBRATION_SECONDS = 60.0
+MIN_BASELINE_READINGS = 10
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A neutral baseline (calibration), or why none could be computed (`values` None, `problem` says why)."""
+
+    values: dict[str, float] | None
+    label: str
+    problem: str | None = None
+
 
 def baseline_from(frame: pd.DataFrame) -> dict[str, float] | None:
-    """A neutral baseline (calibration): the mean probabilities of a calm stretch, e.g. a session's first minute."""
+    """The mean probabilities of a calm stretch (None without readings)."""
     if frame.empty:
         return None
     return mean_probabilities(frame)
+
+
+def first_minute_baseline(frame: pd.DataFrame, seconds: float = CALIBRATION_SECONDS) -> Baseline:
+    """The first `seconds` of the session as the baseline. Refused when the session's readings do not run past that
+    minute: the "first minute" would then be the whole session and every change against it zero by construction."""
+    label = f"first {seconds:.0f} s of this session"
+    if frame.empty:
+        return Baseline(None, label, "This session has no readings, so there is no baseline.")
+    first, last = float(frame["t"].iloc[0]), float(frame["t"].iloc[-1])
+    if last - first <= seconds:
+        return Baseline(None, label, f"No first-minute baseline: the readings cover only {last - first:.0f} s, so the first minute would be the whole session. Choose a calibration session instead.")
+    calm = frame[frame["t"] <= first + seconds]
+    if len(calm) < MIN_BASELINE_READINGS:
+        return Baseline(None, label, f"No first-minute baseline: only {len(calm)} readings in the first minute (at least {MIN_BASELINE_READINGS} are needed).")
+    return Baseline(mean_probabilities(calm), label)
+
+
+def session_baseline(frame: pd.DataFrame, label: str) -> Baseline:
+    """A whole calibration session as the baseline."""
+    if len(frame) < MIN_BASELINE_READINGS:
+        return Baseline(None, label, f"No baseline: the calibration session has {len(frame)} readings (at least {MIN_BASELINE_READINGS} are needed).")
+    return Baseline(mean_probabilities(frame), label)
 
 
 def change_from_baseline(frame: pd.DataFrame, baseline: dict[str, float]) -> pd.DataFrame:
@@ -209,19 +345,39 @@ def change_from_baseline(frame: pd.DataFrame, baseline: dict[str, float]) -> pd.
 
 # --- progress across sessions ----------------------------------------------------------------------------------------
 
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_BLOCK_S = 10.0  # neighbouring readings are not independent: resample 10-second blocks, not single readings
+CONFIDENCE = 0.95
+# Two-sided 97.5 % quantiles of Student's t for 1..30 degrees of freedom (beyond: 1.96 + 2.5/df, within 0.002).
+_T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t_quantile_975(df: int) -> float:
+    return _T_975[df - 1] if df <= len(_T_975) else 1.96 + 2.5 / df
+
 
 @dataclass(frozen=True)
 class Trend:
-    """Least-squares line through values indexed 0..n-1 (e.g. one value per session)."""
+    """Least-squares line through values indexed 0..n-1 (one value per session), with the 95 % confidence interval of
+    its slope (t distribution, n-2 degrees of freedom). A trend is reported only when that interval excludes zero."""
 
     slope: float  # change per session
     intercept: float
     points: int
+    slope_low: float | None = None
+    slope_high: float | None = None
+
+    @property
+    def significant(self) -> bool:
+        return self.slope_low is not None and self.slope_high is not None and (self.slope_low > 0 or self.slope_high < 0)
 
     @property
     def direction(self) -> str:
-        if self.points < 2 or abs(self.slope) < 1e-3:
-            return "stable"
+        if self.points < 3:
+            return "too few sessions"
+        if not self.significant:
+            return "no clear trend"
         return "rising" if self.slope > 0 else "falling"
 
     def at(self, index: float) -> float:
@@ -235,37 +391,86 @@ def trend(values: Sequence[float]) -> Trend:
     if points == 1:
         return Trend(0.0, float(values[0]), 1)
     x = np.arange(points, dtype="float64")
-    slope, intercept = np.polyfit(x, np.asarray(values, dtype="float64"), 1)
-    return Trend(float(slope), float(intercept), points)
+    y = np.asarray(values, dtype="float64")
+    slope, intercept = np.polyfit(x, y, 1)
+    if points < 3:
+        return Trend(float(slope), float(intercept), points)
+    residuals = y - (intercept + slope * x)
+    standard_error = float(np.sqrt((residuals @ residuals) / (points - 2) / ((x - x.mean()) @ (x - x.mean()))))
+    margin = t_quantile_975(points - 2) * standard_error
+    return Trend(float(slope), float(intercept), points, float(slope - margin), float(slope + margin))
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+
+
+def block_bootstrap(frame: pd.DataFrame, statistic_columns: dict[str, pd.Series], resamples: int = BOOTSTRAP_RESAMPLES, block_s: float = BOOTSTRAP_BLOCK_S, seed: int = 0) -> dict[str, Interval]:
+    """95 % percentile intervals of the session means of each series, by resampling `block_s`-second blocks of
+    readings with replacement (a block bootstrap: readings a fraction of a second apart are not independent, and
+    resampling single readings would give intervals far too narrow). Deterministic (`seed`)."""
+    if frame.empty:
+        return {}
+    blocks = np.floor((frame["t"].to_numpy(dtype="float64") - float(frame["t"].iloc[0])) / block_s).astype(int)
+    _, block_index = np.unique(blocks, return_inverse=True)
+    count = int(block_index.max()) + 1
+    sizes = np.bincount(block_index, minlength=count).astype("float64")
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, count, size=(resamples, count))
+    weights = np.stack([np.bincount(row, minlength=count) for row in draws]).astype("float64")  # how often each block
+    found: dict[str, Interval] = {}
+    tail = (1 - CONFIDENCE) / 2 * 100
+    for name, series in statistic_columns.items():
+        sums = np.bincount(block_index, weights=series.to_numpy(dtype="float64"), minlength=count)
+        means = (weights @ sums) / (weights @ sizes)
+        found[name] = Interval(float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)))
+    return found
 
 
 @dataclass(frozen=True)
 class SessionPoint:
-    """One session on the progress chart: when it happened and its mean emotion proportions."""
+    """One session on the progress chart: when it happened, its mean emotion proportions and valence, and their
+    bootstrap intervals (empty when not computed)."""
 
     session_id: object
     started_at: datetime | None
     readings: int
     proportions: dict[str, float]  # label -> mean probability
     valence: float
+    intervals: dict[str, Interval] = field(default_factory=dict)  # label or "valence" -> 95 % interval
 
 
 def session_point(session_id: object, started_at: datetime | None, readings: int, mean_probs: Sequence[float]) -> SessionPoint:
     proportions = {label: float(value) for label, value in zip(LABELS, mean_probs)}
-    positive = sum(proportions[label] for label in POSITIVE_LABELS)
-    negative = sum(proportions[label] for label in NEGATIVE_LABELS)
-    return SessionPoint(session_id, started_at, readings, proportions, positive - negative)
+    return SessionPoint(session_id, started_at, readings, proportions, mean_valence(proportions))
+
+
+def session_point_from_frame(session_id: object, started_at: datetime | None, frame: pd.DataFrame, seed: int = 0) -> SessionPoint:
+    """A session's point with block-bootstrap intervals for each proportion and for valence."""
+    proportions = mean_probabilities(frame)
+    columns = {label: frame[label] for label in LABELS} | {"valence": valence(frame)}
+    intervals = block_bootstrap(frame, columns, seed=seed) if not frame.empty else {}
+    return SessionPoint(session_id, started_at, len(frame), proportions, mean_valence(proportions), intervals)
 
 
 def progress_frame(points: Sequence[SessionPoint]) -> pd.DataFrame:
-    """One row per session with readings, oldest first: `session` (1-based number), `started_at`, the 7 labels, `valence`."""
+    """One row per session with readings, oldest first: `session` (1-based number), `started_at`, the 7 labels,
+    `valence`, and `<name>_low` / `<name>_high` bootstrap bounds (NaN when not computed)."""
     rows = [p for p in points if p.readings > 0]
     rows.sort(key=lambda p: (p.started_at is None, p.started_at))
-    frame = pd.DataFrame(
-        [{"session": i + 1, "session_id": p.session_id, "started_at": p.started_at, **p.proportions, "valence": p.valence} for i, p in enumerate(rows)],
-        columns=["session", "session_id", "started_at", *LABELS, "valence"],
-    )
-    return frame
+    names = (*LABELS, "valence")
+    bounds = [f"{name}_{side}" for name in names for side in ("low", "high")]
+    records = []
+    for i, p in enumerate(rows):
+        record = {"session": i + 1, "session_id": p.session_id, "started_at": p.started_at, "readings": p.readings, **p.proportions, "valence": p.valence}
+        for name in names:
+            interval = p.intervals.get(name)
+            record[f"{name}_low"] = interval.low if interval else float("nan")
+            record[f"{name}_high"] = interval.high if interval else float("nan")
+        records.append(record)
+    return pd.DataFrame(records, columns=["session", "session_id", "started_at", "readings", *names, *bounds])
 
 
 def progress_trends(frame: pd.DataFrame) -> dict[str, Trend]:
@@ -282,23 +487,26 @@ class SessionSummary:
     duration_s: float
     dominant: str | None  # the emotion dominant most often
     valence_index: float | None
+    arousal_index: float | None = None
     distribution: dict[str, float] = field(default_factory=dict)
     mean_probabilities: dict[str, float] = field(default_factory=dict)
     peaks: list[Peak] = field(default_factory=list)
 
 
-def summarize(frame: pd.DataFrame, smoothing_s: float = 5.0) -> SessionSummary:
+def summarize(frame: pd.DataFrame) -> SessionSummary:
+    """The review's numbers on the raw readings (the smoothing window changes only what the chart draws)."""
     if frame.empty:
-        return SessionSummary(0, 0.0, None, None, dominant_distribution(frame), mean_probabilities(frame), [])
+        return SessionSummary(0, 0.0, None, None, None, dominant_distribution(frame), mean_probabilities(frame), [])
     distribution = dominant_distribution(frame)
     return SessionSummary(
         readings=len(frame),
         duration_s=float(frame["t"].iloc[-1] - frame["t"].iloc[0]),
         dominant=max(distribution, key=distribution.__getitem__),
         valence_index=valence_index(frame),
+        arousal_index=arousal_index(frame),
         distribution=distribution,
         mean_probabilities=mean_probabilities(frame),
-        peaks=find_peaks(smooth(frame, smoothing_s)),
+        peaks=find_peaks(frame),  # on the readings: smoothing is for the eye (the chart), not for finding peaks
     )
 
 

@@ -119,6 +119,14 @@ def _relay_wanted(settings: Settings, session_id: uuid.UUID) -> bool:
     return mode == "server"
 
 
+def analysed_in_browser(session_id: uuid.UUID) -> bool:
+    """Whether the patient's page reported browser mode for this session (in this server process): then no video
+    stream reaches the server, and its readings come only while a face is seen, so the dashboard cannot tell "gone"
+    from "no face" (app.presence: source unknown)."""
+    report = browser_analysis.session_mode(session_id)
+    return report is not None and report.mode == "browser"
+
+
 def show_clinician_view(session_id: uuid.UUID, settings: Settings) -> None:
     """Which mode the session runs in (re-checked every 2 s) and, in server mode only, the relayed patient video.
 

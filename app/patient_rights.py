@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
-from app import analytics, exports, fhir_export
+from app import analytics, clock, exports, fhir_export
 from app.review import Review
 from fer.labels import LABELS
 from store.api import Store
@@ -130,9 +130,11 @@ def _clinicians(store: Store) -> dict[uuid.UUID, Clinician]:
 
 
 def _session_report(export: PatientExport, session: Session, clinician: Clinician) -> tuple[bytes, bytes]:
-    frame = analytics.readings_frame(export.readings[session.id], start=session.started_at)
+    # the session clock of the review (app.clock): readings captured after Stop are in no report
+    frame = analytics.readings_frame(clock.readings_in_session(export.readings[session.id], session),
+                                     start=session.started_at)
     review = Review(session=session, frame=frame, smoothed=analytics.smooth(frame, 5.0),
-                    summary=analytics.summarize(frame, 5.0),
+                    summary=analytics.summarize(frame),
                     annotations=[a for a in export.annotations if a.session_id == session.id])
     origin = review.start.to_pydatetime() if review.start is not None else None
     html = exports.session_report_html(export.patient, session, clinician, review.summary, review.figures(),

@@ -248,7 +248,7 @@ def session_report_pdf(content: ReportContent) -> bytes:
                 table.row([r.group, r.measure, str(r.events), str(r.n_before), str(r.n_after), _change_text(r)])
         pdf.set_font("DejaVu", "", 7)
         pdf.multi_cell(0, 3.5, "Readings close in time are not independent: the interval understates the uncertainty. "
-                               "Valence/arousal mapping: Russell & Mehrabian (1977); see docs/app.md.",
+                               "Valence/arousal mapping: Warriner, Kuperman & Brysbaert (2013); see docs/app.md.",
                        new_x="LMARGIN", new_y="NEXT")
     else:
         pdf.cell(0, 6, "No markers, so no reactions.", new_x="LMARGIN", new_y="NEXT")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from app import analytics, remote
+from app import analytics, clock, lifecycle, quality, remote
 from settings import Settings
 from store.api import Store
 from store.errors import InvalidInput, PermissionDenied
@@ -39,6 +39,7 @@ def require_consent(patient: Patient) -> None:
 
 def start_in_person(store: Store, patient: Patient, device_id: uuid.UUID | None) -> Session:
     require_consent(patient)
+    lifecycle.require_no_live_session(store, patient.id)  # one live session per patient
     if device_id is None:
         raise InvalidInput("Choose the room's camera (a registered Pi device) for an in-person session.")
     return store.start_session(patient.id, "in_person", device_id=device_id)
@@ -52,6 +53,7 @@ class RemoteStart:
 
 def start_remote(store: Store, settings: Settings, patient: Patient, ttl: timedelta = timedelta(hours=2)) -> RemoteStart:
     require_consent(patient)
+    lifecycle.require_no_live_session(store, patient.id)  # one live session per patient
     started = store.start_remote_session(patient.id, ttl=ttl)
     return RemoteStart(started.session, remote.join_link(settings, started.token))
 
@@ -71,7 +73,10 @@ def stop(store: Store, session_id: uuid.UUID) -> Session:
 
 
 def annotate(store: Store, session: Session, text: str, at: datetime | None = None) -> Annotation:
-    """A clinician's note at a moment of the session (now, by default)."""
+    """A clinician's note at a moment of the session (now, by default). "Now" only while the session runs: on an
+    ended session a note must say the session time it refers to (`at`), within the session (see clock.note_moment)."""
+    if at is None and store.get_session(session.id).status != "live":  # re-read: the page may show a stale session
+        raise InvalidInput("This session has ended: add the note in the review, at the session time it refers to.")
     text = text.strip()
     if not text:
         raise InvalidInput("The note is empty.")
@@ -100,8 +105,13 @@ def all_readings(store: Store, session_id: uuid.UUID) -> list[Reading]:
         cursor = page.cursor
 
 
-def session_frame(store: Store, session: Session) -> pd.DataFrame:
-    return analytics.readings_frame(all_readings(store, session.id), start=session.started_at)
+def session_frame(store: Store, session: Session, keep: Callable[[Reading], bool] | None = None) -> pd.DataFrame:
+    """The session's readings (those captured after Stop left out: see app.clock; those `keep` refuses, e.g. low
+    quality, left out too) as an analytics frame."""
+    readings = clock.readings_in_session(all_readings(store, session.id), session)
+    if keep is not None:
+        readings = [r for r in readings if keep(r)]
+    return analytics.readings_frame(readings, start=session.started_at)
 
 
 @dataclass
@@ -115,15 +125,39 @@ class LiveFeed:
     frame: pd.DataFrame = field(default_factory=analytics.empty_frame)
     polls: int = 0
     figures: tuple | None = None  # the page's last drawn figures, reused while no reading arrives
+    ended_at: datetime | None = None  # once stopped (live modes): readings captured later are not part of the session
+    keep: Callable[[Reading], bool] | None = None  # e.g. quality.is_usable: others are counted but left out
+    seen: int = 0  # readings of the session that arrived (in time), usable or not
+    usable: int = 0  # of those, with a usable face (app.quality)
+    last_captured_at: datetime | None = None  # newest reading of any quality: when a face was last seen
 
     def poll(self, store: Store) -> int:
-        """Fetch new readings; returns how many arrived."""
+        """Fetch new readings; returns how many were added to the frame."""
         page = store.readings_since(self.session_id, self.cursor, READINGS_PAGE)
         self.polls += 1
         if page.readings:
-            self.frame = analytics.append_readings(self.frame, page.readings, self.started_at)
+            in_time = [r for r in page.readings if self.ended_at is None or r.captured_at <= self.ended_at]
+            self.seen += len(in_time)
+            self.usable += sum(1 for r in in_time if quality.is_usable(r))
+            if in_time:
+                newest = max(r.captured_at for r in in_time)
+                self.last_captured_at = newest if self.last_captured_at is None else max(newest, self.last_captured_at)
+            kept = [r for r in in_time if self.keep is None or self.keep(r)]
+            if kept:
+                self.frame = analytics.append_readings(self.frame, kept, self.started_at)
             self.cursor = page.cursor
-        return len(page.readings)
+            return len(kept)
+        return 0
+
+    def stopped(self, session: Session) -> None:
+        """The session ended: from now on (and for what was shown already) only readings captured before the end."""
+        end = clock.session_end(session)
+        if end is None or self.ended_at == end:
+            return
+        self.ended_at = end
+        if not self.frame.empty:
+            self.frame = self.frame[self.frame["captured_at"] <= pd.Timestamp(end)].reset_index(drop=True)
+            self.figures = None
 
     @property
     def latest(self) -> pd.Series | None:
@@ -227,6 +261,7 @@ def import_video(
     fps: float = 4.0,
     on_progress: ProgressFn | None = None,
     display_name: str | None = None,
+    recorded_at: datetime | None = None,
 ) -> VideoImport:
     """Analyse a recorded session video with the same pipeline as `python -m pi_agent analyze` (`fer.video`), then
     store the readings in a new recorded_video session (ended when done). The video is analysed before the session is
@@ -244,6 +279,8 @@ def import_video(
     analysis = analyze_video(video_path, analyzer, fps=fps, on_progress=progress,  # type: ignore[arg-type]
                              display_name=display_name or "the video")
     session = store.start_session(patient.id, "recorded_video")
+    if recorded_at is not None:  # issue 12: the session is dated when it was recorded, not uploaded
+        session = store.retime_recorded_session(session.id, recorded_at)
     start = session.started_at or datetime.now(timezone.utc)
     readings = video_readings(analysis, session.id, start)
     inserted = 0
@@ -255,6 +292,8 @@ def import_video(
                 on_progress(0.9 + 0.1 * saved / len(readings), f"Saved {saved} of {len(readings)} readings")
     finally:
         session = store.end_session(session.id)
+        if recorded_at is not None:  # and lasts as long as the video
+            session = store.retime_recorded_session(session.id, start, start + timedelta(seconds=analysis.duration_s))
     return VideoImport(session, inserted, analysis.frames_read, analysis.duration_s)
 
 

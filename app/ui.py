@@ -108,9 +108,15 @@ def patient_link_label(patient: Patient) -> str:
     return patient_label(replace(patient, full_name=literal(patient.full_name)))
 
 
-def session_link_label(session: Session, patient_name: str | None = None) -> str:
-    """`session_label` for elements that render Markdown: the patient's name shown literally."""
-    return session_label(session, literal(patient_name) if patient_name else None)
+def session_link_label(session: Session, patient_name: str | None = None, tz: str | None = None) -> str:
+    """`session_label` for elements that render Markdown: the patient's name shown literally. With `tz` (the
+    clinician's time zone, app.clock) the times are shown in that zone with seconds (clock.session_label)."""
+    name = literal(patient_name) if patient_name else None
+    if tz is None:
+        return session_label(session, name)
+    from app import clock
+
+    return clock.session_label(session, tz, name)
 
 
 def session_label(session: Session, patient_name: str | None = None) -> str:

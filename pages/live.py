@@ -5,13 +5,14 @@ from datetime import timedelta
 
 import streamlit as st
 
-from app import analytics, browser_component, charts, context, marker_ui, sessions, ui
+from app import analytics, browser_component, charts, clock, context, lifecycle, links, marker_ui, presence, quality, sessions, ui
 from app import markers as event_markers
 from store.errors import InvalidInput, NotFound, StoreError
 
 REFRESH = timedelta(seconds=1)
 
 ctx = context.require_clinician()
+tz = clock.clinician_time_zone(ctx.store, ctx.settings.default_time_zone)  # times in the clinician's zone
 session_id = ui.query_uuid("session")
 if session_id is None:
     live = ctx.store.list_sessions(status="live")
@@ -22,7 +23,7 @@ if session_id is None:
         st.stop()
     names = {p.id: p.full_name for p in ctx.store.list_patients(include_archived=True)}
     for session in live:
-        st.page_link("pages/live.py", label=ui.session_link_label(session, names.get(session.patient_id)), query_params={"session": str(session.id)})
+        st.page_link("pages/live.py", label=ui.session_link_label(session, names.get(session.patient_id), tz), query_params={"session": str(session.id)})
     st.stop()
 
 try:
@@ -36,20 +37,64 @@ st.title(f"{ui.literal(patient.full_name)} · {ui.MODE_LABELS[session.mode]}")
 ui.show_flash()
 ui.disclaimer()
 
-join_link = st.session_state.get("join_links", {}).get(str(session.id))
-if session.mode == "remote" and session.status == "live":
-    if join_link:
-        st.write("Send this link to the patient (it is shown only in this browser session; it expires "
-                 f"{ui.format_time(session.join_expires_at)}):")
-        st.code(join_link, language=None)  # the code block has a copy button
+if session.status == "live":
+    for auto in lifecycle.end_idle_sessions(ctx.store, ctx.settings.idle_session_minutes):
+        if auto.session.id == session.id:
+            session = auto.session
+            st.info(f"This session was ended automatically: no reading and no note since {clock.format_moment(auto.idle_since, tz)}.")
+
+
+def render_join_link() -> None:
+    """The patient's join link: shown again after a reload (kept encrypted, app.links); "New link" replaces it."""
+    link = st.session_state.get("join_links", {}).get(str(session.id)) or links.recall(ctx.store, ctx.settings, session.id)
+    if link:
+        st.write(f"Send this link to the patient (it expires {clock.format_moment(session.join_expires_at, tz)}):")
+        st.code(link, language=None)  # the code block has a copy button
         if st.toggle("Show QR code", key="show_qr"):
-            st.image(sessions.qr_png(join_link), width=220)
+            st.image(sessions.qr_png(link), width=220)
     else:
-        st.caption("The join link was shown when the session started; start a new remote session for a new link.")
+        st.caption("This link cannot be shown again (the app's key changed since it was made): make a new one.")
+    if st.button("New link", icon=":material/autorenew:", help="Replaces the link: the old one stops working at once."):
+        st.session_state.setdefault("join_links", {})[str(session.id)] = links.new_link(ctx.store, ctx.settings, session)
+        ui.flash("New join link made: the old one no longer works.")
+        st.rerun()
+
+
+if session.mode == "remote" and session.status == "live":
+    render_join_link()
     browser_component.show_clinician_view(session.id, ctx.settings)  # analysis mode; relayed video in server mode
 
 feeds: dict = st.session_state.setdefault("live_feeds", {})
-feed: sessions.LiveFeed = feeds.setdefault(str(session.id), sessions.LiveFeed(session.id, session.started_at))
+keep = quality.is_usable if ctx.settings.exclude_low_quality else None  # the review and the CSV leave out the same
+feed: sessions.LiveFeed = feeds.setdefault(str(session.id), sessions.LiveFeed(session.id, session.started_at, keep=keep))
+feed.stopped(session)  # an ended session shows only what was captured before Stop (as the review and the CSV do)
+
+
+def source_connected() -> bool | None:
+    """The source's own signal that it is still there (see app.presence)."""
+    if session.mode == "remote":
+        # browser mode: no stream reaches the server, so only the readings' age tells (unknown here, not "gone")
+        if browser_component.analysed_in_browser(session.id):
+            return None
+        return presence.remote_connected(session.id)
+    if session.mode == "in_person":
+        return presence.device_connected(next((d for d in ctx.store.list_devices() if d.id == session.device_id), None))
+    return None
+
+
+def render_presence() -> presence.Presence:
+    """Presence line and data quality: says within seconds when the patient or their face is gone."""
+    now_present = presence.assess(session, feed.last_captured_at, source_connected() if session.status == "live" else None)
+    if now_present.state != "ended":  # an ended session says so below
+        box = {"present": st.success, "waiting": st.info, "no_face": st.warning, "disconnected": st.error}[now_present.state]
+        box(now_present.message, icon={"present": ":material/person:", "no_face": ":material/face_retouching_off:", "disconnected": ":material/link_off:"}.get(now_present.state))
+    if feed.seen:
+        analysed = presence.remote_analysed_frames(session.id) if session.mode == "remote" else None
+        share = quality.QualitySummary(feed.seen, feed.usable, analysed).usable_share
+        low = feed.seen - feed.usable
+        left_out = (f" ({low} low-quality readings left out)" if feed.keep is not None else f" ({low} low-quality readings included)") if low else ""
+        st.caption(f"Usable face in {share:.0%} of {'analysed frames' if analysed else 'readings'}{left_out}.")
+    return now_present
 
 
 def render_panel() -> None:
@@ -58,18 +103,24 @@ def render_panel() -> None:
     except StoreError as error:
         st.warning(f"Waiting for the database: {error}")
         return
+    now_present = render_presence()
     frame = feed.frame
     latest = feed.latest
     current, count, last = st.columns(3)
     if latest is None:
         current.metric("Current emotion", "—")
         count.metric("Readings", 0)
-        last.metric("Session time of the last reading", "—")
-        st.info("Waiting for the first reading…" if session.status == "live" else "This session has no readings.")
+        last.metric("Last reading", "—")
+        if session.status != "live":
+            st.info("This session has no readings.")
         return
-    current.metric("Current emotion", str(latest["dominant"]), help=f"probability {latest[latest['dominant']]:.0%} in the latest reading")
+    # Only a fresh reading is "current": an old one would keep saying "fear" long after the patient left.
+    current.metric("Current emotion", str(latest["dominant"]) if now_present.current or session.status != "live" else "—",
+                   help=f"probability {latest[latest['dominant']]:.0%} in the latest reading")
     count.metric("Readings", len(frame))
-    last.metric("Session time of the last reading", ui.format_duration(latest["t"]))
+    age = now_present.last_reading_age_s
+    last.metric("Last reading", f"{ui.format_duration(latest['t'])} into the session" if age is None or session.status != "live" else f"{age:.0f} s ago",
+                help=f"session time {ui.format_duration(latest['t'])}")
     if arrived or feed.figures is None:
         # Rebuilt only when readings arrived: an unchanged figure is an identical message, which Streamlit does not
         # resend, so a quiet second costs neither the server nor the browser a redraw.
@@ -87,23 +138,25 @@ if session.status == "live":
     st.fragment(render_panel, run_every=REFRESH)()
 else:
     render_panel()
-    st.success(f"This session ended {ui.format_time(session.ended_at)}.")
+    st.success(f"This session ended {clock.format_moment(session.ended_at, tz)}.")
     st.page_link("pages/review.py", label="Review the session", icon=":material/insights:", query_params={"session": str(session.id)})
 
 marker_ui.live_marker_bar(ctx.store, session, on_added=lambda: setattr(feed, "figures", None))  # issue 15: the next refresh redraws with it
 
 st.subheader("Notes")
-with st.form("annotation", clear_on_submit=True):
-    text = st.text_input("Note at this moment", placeholder="e.g. talked about the accident")
-    add = st.form_submit_button("Add note", icon=":material/edit_note:")
-if add:
-    try:
-        sessions.annotate(ctx.store, session, text)
-    except (InvalidInput, StoreError) as error:
-        st.error(str(error))
+if session.status == "live":
+    with st.form("annotation", clear_on_submit=True):
+        text = st.text_input("Note at this moment", placeholder="e.g. talked about the accident")
+        add = st.form_submit_button("Add note", icon=":material/edit_note:")
+    if add:
+        try:
+            sessions.annotate(ctx.store, session, text)
+        except (InvalidInput, StoreError) as error:
+            st.error(str(error))
+else:
+    st.caption("The session has ended: notes are added in the review, at the session time they refer to.")
 for note in ctx.store.list_annotations(session.id):
-    offset = (note.at - session.started_at).total_seconds() if session.started_at else 0.0
-    st.text(f"{ui.format_duration(offset)}  {note.text}")
+    st.text(f"{clock.format_offset(clock.session_offset_s(session, note.at))}  {note.text}")
 
 if session.status == "live":
     if st.button("Stop session", type="primary", icon=":material/stop_circle:"):

@@ -4,11 +4,12 @@ from datetime import date
 
 import streamlit as st
 
-from app import charts, context, patients, progress, ui
+from app import charts, clock, context, patients, progress, ui
 from store.errors import InvalidInput, NotFound, StoreError
 from store.models import RECORD_KINDS
 
 ctx = context.require_clinician()
+tz = clock.clinician_time_zone(ctx.store, ctx.settings.default_time_zone)  # times in the clinician's zone
 patient_id = ui.query_uuid("id")
 if patient_id is None:
     st.info("Choose a patient on the Patients page.")
@@ -105,7 +106,7 @@ with sessions_tab:
         st.caption("No sessions yet.")
     for session in patient_sessions:
         target = "pages/live.py" if session.status == "live" else "pages/review.py"
-        st.page_link(target, label=ui.session_label(session), query_params={"session": str(session.id)})
+        st.page_link(target, label=clock.session_label(session, tz), query_params={"session": str(session.id)})
 
 with progress_tab:
     result = progress.patient_progress(ctx.store, patient.id)

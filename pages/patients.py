@@ -19,9 +19,11 @@ if not found:
     st.info("No patients match." if search else "No patients yet: add the first one below.")
 for patient in found:
     with st.container(border=True):
-        name_col, info_col, consent_col = st.columns([3, 4, 2])
-        name_col.page_link("pages/patient.py", label=ui.patient_link_label(patient), icon=":material/person:", query_params={"id": str(patient.id)})
-        info_col.caption(ui.literal(patient.diagnosis) if patient.diagnosis else "no diagnosis recorded")
+        # The name alone in a wide column (the birth date moved beside the diagnosis): long names are not cut off.
+        name_col, info_col, consent_col = st.columns([5, 4, 2])
+        name_col.page_link("pages/patient.py", label=ui.literal(patient.full_name) + (" [archived]" if patient.archived else ""), icon=":material/person:", query_params={"id": str(patient.id)})
+        born = f"born {patient.date_of_birth.isoformat()} · " if patient.date_of_birth else ""
+        info_col.text(born + (patient.diagnosis or "no diagnosis recorded"))  # plain text: user input is never markdown
         consent_col.caption("consent: yes" if patient.consent_facial_analysis else "consent: **no**")
 
 with st.expander("New patient", expanded=not found and not search, icon=":material/person_add:"):

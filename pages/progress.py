@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from app import charts, clinical_ui, context, progress, ui
+from app import charts, clinical_ui, clock, context, progress, ui
 from store.errors import NotFound
 
 ctx = context.require_clinician()
+tz = clock.clinician_time_zone(ctx.store, ctx.settings.default_time_zone)  # times in the clinician's zone
 st.title("Progress")
 ui.disclaimer()
 
@@ -30,11 +31,9 @@ if result.sessions == 0:
     st.stop()
 
 st.caption(progress.trend_sentence(result))
-st.markdown("**Mean emotion proportions per session** (dotted: trend)")
+st.markdown("**Mean emotion proportions per session** (bars: 95 % bootstrap interval; dashed: a trend, drawn only where there is one)")
 st.plotly_chart(charts.progress_figure(result.frame, result.trends), key="progress_figure")
 st.markdown("**Valence index per session**")
 st.plotly_chart(charts.valence_progress_figure(result.frame, result.trends["valence"]), key="valence_figure")
-table = result.frame.drop(columns=["session_id"]).copy()
-table["started_at"] = table["started_at"].map(ui.format_time)
-st.dataframe(table.round(3), hide_index=True)
+st.dataframe(progress.progress_table(result, tz), hide_index=True)
 clinical_ui.expressivity_section(ctx.store, patient)  # issue 15

@@ -4,10 +4,11 @@ baseline, and the exports (CSV of readings, printable HTML report)."""
 import pandas as pd
 import streamlit as st
 
-from app import clinical_ui, context, marker_ui, review, ui
-from store.errors import NotFound
+from app import clinical_ui, clock, context, marker_ui, review, ui
+from store.errors import InvalidInput, NotFound, StoreError
 
 ctx = context.require_clinician()
+tz = clock.clinician_time_zone(ctx.store, ctx.settings.default_time_zone)  # times in the clinician's zone
 st.title("Session review")
 ui.show_flash()
 ui.disclaimer()
@@ -20,7 +21,7 @@ if session_id is None:
         st.info("No session yet.")
         st.stop()
     by_id = {s.id: s for s in all_sessions}
-    chosen = st.selectbox("Session", list(by_id), format_func=lambda i: ui.session_label(by_id[i], names.get(by_id[i].patient_id)), index=None, placeholder="Choose a session")
+    chosen = st.selectbox("Session", list(by_id), format_func=lambda i: clock.session_label(by_id[i], tz, names.get(by_id[i].patient_id)), index=None, placeholder="Choose a session")
     if chosen is None:
         st.stop()
     st.query_params["session"] = str(chosen)
@@ -33,7 +34,7 @@ except NotFound:
     st.error("This session does not exist or is not one of yours.")
     st.stop()
 
-st.subheader(ui.session_link_label(session, patient.full_name))
+st.subheader(ui.session_link_label(session, patient.full_name, tz))
 st.page_link("pages/patient.py", label=f"Patient: {ui.literal(patient.full_name)}", icon=":material/person:", query_params={"id": str(patient.id)})
 
 smooth_col, baseline_col = st.columns(2)
@@ -50,11 +51,11 @@ if baseline_choice == "session":
     others = [s for s in ctx.store.list_sessions(patient.id) if s.id != session.id]
     if others:
         others_by_id = {s.id: s for s in others}
-        baseline_session_id = baseline_col.selectbox("Calibration session", list(others_by_id), format_func=lambda i: ui.session_label(others_by_id[i]), key="baseline_session")
+        baseline_session_id = baseline_col.selectbox("Calibration session", list(others_by_id), format_func=lambda i: clock.session_label(others_by_id[i], tz), key="baseline_session")
     else:
         baseline_col.caption("This patient has no other session to use as a baseline.")
 
-result = review.build(ctx.store, session, float(smoothing), baseline_choice, baseline_session_id)
+result = review.build(ctx.store, session, float(smoothing), baseline_choice, baseline_session_id, exclude_low_quality=ctx.settings.exclude_low_quality)
 summary = result.summary
 if "viewed_sessions" not in st.session_state:
     st.session_state.viewed_sessions = set()
@@ -62,12 +63,19 @@ if session.id not in st.session_state.viewed_sessions:  # audit the view once, n
     ctx.store.audit("view", "session", str(session.id))
     st.session_state.viewed_sessions.add(session.id)
 
-metrics = st.columns(4)
+metrics = st.columns(5)
 metrics[0].metric("Readings", summary.readings)
 metrics[1].metric("Duration", ui.format_duration(summary.duration_s))
 metrics[2].metric("Most frequent", summary.dominant or "—")
-metrics[3].metric("Valence index", "—" if summary.valence_index is None else f"{summary.valence_index:+.2f}", help="mean of P(happy) − P(angry, disgust, fear, sad); −1 unpleasant … +1 pleasant")
+metrics[3].metric("Valence index", "—" if summary.valence_index is None else f"{summary.valence_index:+.2f}", help=review.VALENCE_HELP)
+metrics[4].metric("Arousal index", "—" if summary.arousal_index is None else f"{summary.arousal_index:+.2f}", help=review.AROUSAL_HELP)
 
+if result.quality is not None and result.quality.readings:
+    q = result.quality
+    left_out = f"; {q.low_quality} low-quality readings (tiny face, face at the frame edge or turned away) left out of every number" if q.low_quality and result.low_quality_excluded else (f"; {q.low_quality} low-quality readings included (EXCLUDE_LOW_QUALITY is off)" if q.low_quality else "")
+    st.caption(f"Usable face in {q.usable_share:.0%} of the {q.readings} readings{left_out}.")
+if result.baseline_problem:
+    st.warning(result.baseline_problem)
 if summary.readings == 0:
     st.info("This session has no readings.")
 else:
@@ -76,9 +84,12 @@ else:
         st.plotly_chart(figure, key=f"review_figure_{index}")
     peaks_col, notes_col = st.columns(2)
     with peaks_col:
-        st.markdown("**Peaks**")
+        st.markdown("**Peaks**", help=review.PEAK_HELP)
         st.dataframe(
-            pd.DataFrame([{"At": ui.format_duration(p.t), "Emotion": p.label, "Probability": round(p.value, 2)} for p in summary.peaks], columns=["At", "Emotion", "Probability"]),
+            pd.DataFrame(
+                [{"At": ui.format_duration(p.t), "Emotion": p.label, "Highest probability": round(p.value, 2), "Lasted (s)": round(p.duration_s, 1)} for p in summary.peaks],
+                columns=["At", "Emotion", "Highest probability", "Lasted (s)"],
+            ),
             hide_index=True,
         )
     with notes_col:
@@ -86,13 +97,25 @@ else:
         start = result.start
         st.dataframe(
             pd.DataFrame(
-                [{"At": ui.format_duration((pd.Timestamp(n.at) - start).total_seconds()) if start is not None else ui.format_time(n.at), "Note": n.text} for n in result.annotations],
+                [{"At": ui.format_duration((pd.Timestamp(n.at) - start).total_seconds()) if start is not None else clock.format_moment(n.at, tz), "Note": n.text} for n in result.annotations],
                 columns=["At", "Note"],
             ),
             hide_index=True,
         )
 
 marker_ui.review_section(ctx.store, session, result, ctx.settings)  # issue 15: markers, reactions
+with st.form("review_note", clear_on_submit=True):
+    st.markdown("**Add a note**")
+    time_col, text_col = st.columns([1, 4])
+    note_time = time_col.text_input("Session time (m:ss)", placeholder="12:30")
+    note_text = text_col.text_input("Note", placeholder="e.g. mentioned the accident")
+    if st.form_submit_button("Add note", icon=":material/edit_note:"):
+        try:
+            review.add_note(ctx.store, result, note_time, note_text)
+            ui.flash("Note added.")
+            st.rerun()
+        except (ValueError, InvalidInput, StoreError) as error:
+            st.error(ui.literal(str(error)))
 
 st.subheader("Export")
 csv_col, report_col = st.columns(2)
@@ -109,7 +132,7 @@ csv_col.download_button(
 )
 report_col.download_button(
     "Printable report (HTML)",
-    data=lambda: review.report(store, result, patient, clinician),
+    data=lambda: review.report(store, result, patient, clinician, tz),
     file_name=f"{review.exports.export_file_name(patient, session, 'html')}",
     mime="text/html",
     icon=":material/print:",

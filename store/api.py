@@ -309,3 +309,29 @@ class Store(MarkerStore, ABC):
     def apply_retention(self, keep: timedelta, dry_run: bool = True) -> list[RetentionItem]:
         """System actor: readings of sessions ended more than `keep` ago (keep >= validation.LATE_READING_GRACE).
         A dry run only lists them; otherwise they are deleted (each session audited as "retention_delete")."""
+    # --- clinician preferences (issue 12; table clinician_preferences) -------------------------------------------------
+    @abstractmethod
+    def get_time_zone(self) -> str | None:
+        """The acting clinician's time zone (IANA name), None when they have not chosen one."""
+
+    @abstractmethod
+    def set_time_zone(self, time_zone: str | None) -> None:
+        """Set (None: clear) the acting clinician's time zone; InvalidInput for a name the IANA database lacks."""
+
+    # --- remote join links that can be shown again (issue 12; table remote_join_links) -------------------------------
+    @abstractmethod
+    def rotate_join_token(self, session_id: uuid.UUID) -> RemoteJoin:
+        """Clinician of a live remote session: a fresh token replaces the old one (whose link stops working at once)."""
+
+    @abstractmethod
+    def save_join_link(self, session_id: uuid.UUID, ciphertext: str) -> None:
+        """Keep the app-encrypted join link of the clinician's remote session (replacing an older one)."""
+
+    @abstractmethod
+    def get_join_link(self, session_id: uuid.UUID) -> str | None:
+        """The ciphertext saved for the session, None when none (another clinician's session: None too)."""
+
+    # --- recorded videos keep their own clock (issue 12) --------------------------------------------------------------
+    @abstractmethod
+    def retime_recorded_session(self, session_id: uuid.UUID, started_at: datetime, ended_at: datetime | None = None) -> Session:
+        """A recorded_video session's times: when the recording began (and ended), not when it was uploaded."""

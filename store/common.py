@@ -108,3 +108,37 @@ def escape_like(term: str) -> str:
 
 def iso(value: date | datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def checked_time_zone(time_zone: str | None) -> str | None:
+    """An IANA time zone name (e.g. "Europe/Madrid"), or None; InvalidInput otherwise (issue 12)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from store.errors import InvalidInput
+
+    if time_zone is None:
+        return None
+    if not isinstance(time_zone, str) or not 1 <= len(time_zone) <= 64:
+        raise InvalidInput("A time zone is a name such as Europe/Madrid.")
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"“{time_zone}” is not a known time zone (use a name such as Europe/Madrid).") from None
+    return time_zone
+
+
+def checked_recording_times(started_at: datetime, ended_at: datetime | None) -> None:
+    """A recording's start (and end) for store.retime_recorded_session: timezone-aware, not in the future, end >= start."""
+    from datetime import datetime as _datetime, timedelta as _timedelta, timezone as _timezone
+
+    from store.errors import InvalidInput
+
+    for name, value in (("started_at", started_at), ("ended_at", ended_at)):
+        if value is None and name == "ended_at":
+            continue
+        if not isinstance(value, _datetime) or value.tzinfo is None:
+            raise InvalidInput(f"{name} must be a timezone-aware datetime")
+    if started_at > _datetime.now(_timezone.utc) + _timedelta(minutes=5):
+        raise InvalidInput("The recording cannot have started in the future.")
+    if ended_at is not None and ended_at < started_at:
+        raise InvalidInput("The recording cannot end before it starts.")

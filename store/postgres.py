@@ -28,6 +28,8 @@ from store import patient_rights as rights
 from store import validation as check
 from store.api import Actor, LoginThrottle, Store
 from store.common import (
+    checked_recording_times,
+    checked_time_zone,
     PATIENT_FIELDS,
     PATIENT_TEXT_FIELDS,
     error_from_database_message,
@@ -725,6 +727,75 @@ class PostgresStore(PostgresMarkers, Store):
         with self._tx() as conn:
             rows = conn.execute("SELECT * FROM public.apply_retention(%s, %s)", (keep, bool(dry_run))).fetchall()
         return [rights.retention_item_from_row(row) for row in rows]
+    # --- clinician preferences (issue 12) ------------------------------------------------------------------------------
+    def get_time_zone(self) -> str | None:
+        require_clinician(self.actor, "read their preferences")
+        with self._tx() as conn:
+            row = conn.execute("SELECT time_zone FROM clinician_preferences WHERE clinician_id = %s", (self.actor.id,)).fetchone()
+        return row["time_zone"] if row else None
+
+    def set_time_zone(self, time_zone: str | None) -> None:
+        require_clinician(self.actor, "set their time zone")
+        time_zone = checked_time_zone(time_zone)
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO clinician_preferences (clinician_id, time_zone) VALUES (%s, %s) "
+                "ON CONFLICT (clinician_id) DO UPDATE SET time_zone = EXCLUDED.time_zone, updated_at = now()",
+                (self.actor.id, time_zone),
+            )
+            self._audit(conn, "update", "clinician_preferences", self.actor.id)
+
+    # --- remote join links (issue 12) ----------------------------------------------------------------------------------
+    def rotate_join_token(self, session_id: uuid.UUID) -> RemoteJoin:
+        require_clinician(self.actor, "renew join links")
+        check.a_uuid("session_id", session_id)
+        token = new_secret()
+        with self._tx() as conn:
+            row = conn.execute(
+                f"UPDATE sessions SET join_token_hash = %s WHERE id = %s AND mode = 'remote' AND status = 'live' "
+                f"RETURNING {SESSION_COLUMNS}",
+                (hash_secret(token), session_id),
+            ).fetchone()
+            if row is None:
+                raise InvalidInput("Only a live remote session of yours gets a new join link.")
+            self._audit(conn, "rotate_join_link", "session", session_id)
+        return RemoteJoin(Session(**row), token)
+
+    def save_join_link(self, session_id: uuid.UUID, ciphertext: str) -> None:
+        require_clinician(self.actor, "keep join links")
+        check.a_uuid("session_id", session_id)
+        if not isinstance(ciphertext, str) or not 1 <= len(ciphertext) <= 2000:
+            raise InvalidInput("the join link ciphertext must be 1-2000 characters")
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO remote_join_links (session_id, clinician_id, ciphertext) VALUES (%s, %s, %s) "
+                "ON CONFLICT (session_id) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, updated_at = now()",
+                (session_id, self.actor.id, ciphertext),
+            )
+
+    def get_join_link(self, session_id: uuid.UUID) -> str | None:
+        require_clinician(self.actor, "read join links")
+        check.a_uuid("session_id", session_id)
+        with self._tx() as conn:
+            row = conn.execute("SELECT ciphertext FROM remote_join_links WHERE session_id = %s", (session_id,)).fetchone()
+        return row["ciphertext"] if row else None
+
+    # --- recorded videos keep their own clock (issue 12) -------------------------------------------------------------
+    def retime_recorded_session(self, session_id: uuid.UUID, started_at: datetime, ended_at: datetime | None = None) -> Session:
+        require_clinician(self.actor, "date recorded sessions")
+        check.a_uuid("session_id", session_id)
+        checked_recording_times(started_at, ended_at)
+        with self._tx() as conn:
+            row = conn.execute(
+                f"UPDATE sessions SET started_at = %s, ended_at = coalesce(%s, ended_at) "
+                f"WHERE id = %s AND mode = 'recorded_video' RETURNING {SESSION_COLUMNS}",
+                (started_at, ended_at, session_id),
+            ).fetchone()
+            if row is None:
+                raise InvalidInput("Only a recorded-video session of yours takes the recording's times.")
+            self._audit(conn, "retime", "session", session_id)
+        return Session(**row)
+
 
 def _checked_patient_fields(values: dict[str, object]) -> dict[str, object]:
     checked: dict[str, object] = {}

@@ -34,6 +34,8 @@ from store import patient_rights as rights
 from store import validation as check
 from store.api import Actor, LoginThrottle, Store
 from store.common import (
+    checked_recording_times,
+    checked_time_zone,
     PATIENT_FIELDS,
     PATIENT_TEXT_FIELDS,
     error_from_database_message,
@@ -665,6 +667,9 @@ class SupabaseRestStore(SupabaseMarkers, Store):
             raise PermissionDenied("remote patients do not write the audit log")
         self._audit_row(action, entity, entity_id)
 
+    def _is_admin(self) -> bool:
+        return self.actor.kind == "clinician" and self.actor.role == "admin"
+
     def _require_audit_reader(self) -> None:
         if not (self.actor.kind == "system" or (self.actor.kind == "clinician" and self.actor.role == "admin")):
             raise PermissionDenied("only admins read the audit log")
@@ -763,6 +768,61 @@ class SupabaseRestStore(SupabaseMarkers, Store):
         keep = rights.checked_keep(keep)
         rows = self._rpc("apply_retention", {"p_keep": rights.interval_literal(keep), "p_dry_run": bool(dry_run)})
         return [rights.retention_item_from_row(row) for row in rows]
+    # --- clinician preferences (issue 12) ------------------------------------------------------------------------------
+    def get_time_zone(self) -> str | None:
+        require_clinician(self.actor, "read their preferences")
+        # the clinician_preferences_select policy shows only the acting clinician's own row
+        rows = self._execute(self._table("clinician_preferences").select("time_zone"))
+        return rows[0]["time_zone"] if rows else None
+
+    def set_time_zone(self, time_zone: str | None) -> None:
+        require_clinician(self.actor, "set their time zone")
+        time_zone = checked_time_zone(time_zone)
+        self._execute(self._table("clinician_preferences").upsert(
+            {"clinician_id": str(self.actor.id), "time_zone": time_zone}, on_conflict="clinician_id", returning="minimal"))
+        self._audit_row("update", "clinician_preferences", self.actor.id)
+
+    # --- remote join links (issue 12) ----------------------------------------------------------------------------------
+    def rotate_join_token(self, session_id: uuid.UUID) -> RemoteJoin:
+        require_clinician(self.actor, "renew join links")
+        check.a_uuid("session_id", session_id)
+        token = new_secret()
+        # sessions_update (row-level security) limits the update to the clinician's own sessions
+        rows = self._execute(self._table("sessions").update({"join_token_hash": hash_secret(token)})
+                             .eq("id", str(session_id)).eq("mode", "remote").eq("status", "live"))
+        if not rows:
+            raise InvalidInput("Only a live remote session of yours gets a new join link.")
+        self._audit_row("rotate_join_link", "session", session_id)
+        return RemoteJoin(Session(**_parse(_only(rows[0], SESSION_COLUMNS))), token)
+
+    def save_join_link(self, session_id: uuid.UUID, ciphertext: str) -> None:
+        require_clinician(self.actor, "keep join links")
+        check.a_uuid("session_id", session_id)
+        if not isinstance(ciphertext, str) or not 1 <= len(ciphertext) <= 2000:
+            raise InvalidInput("the join link ciphertext must be 1-2000 characters")
+        self._execute(self._table("remote_join_links").upsert(
+            {"session_id": str(session_id), "clinician_id": str(self.actor.id), "ciphertext": ciphertext},
+            on_conflict="session_id", returning="minimal"))
+
+    def get_join_link(self, session_id: uuid.UUID) -> str | None:
+        require_clinician(self.actor, "read join links")
+        check.a_uuid("session_id", session_id)
+        rows = self._execute(self._table("remote_join_links").select("ciphertext").eq("session_id", str(session_id)))
+        return rows[0]["ciphertext"] if rows else None
+
+    # --- recorded videos keep their own clock (issue 12) -------------------------------------------------------------
+    def retime_recorded_session(self, session_id: uuid.UUID, started_at: datetime, ended_at: datetime | None = None) -> Session:
+        require_clinician(self.actor, "date recorded sessions")
+        check.a_uuid("session_id", session_id)
+        checked_recording_times(started_at, ended_at)
+        values = {"started_at": iso(started_at)} | ({"ended_at": iso(ended_at)} if ended_at is not None else {})
+        rows = self._execute(self._table("sessions").update(values)
+                             .eq("id", str(session_id)).eq("mode", "recorded_video"))
+        if not rows:
+            raise InvalidInput("Only a recorded-video session of yours takes the recording's times.")
+        self._audit_row("retime", "session", session_id)
+        return Session(**_parse(_only(rows[0], SESSION_COLUMNS)))
+
 
 
 def _only(row: dict[str, Any], columns: str) -> dict[str, Any]:

@@ -37,8 +37,18 @@ def device_session(clinician_store: Store, store_factory, patient: Patient, name
     return session, store_factory(Actor.for_device(registration.device.id))
 
 
+def began_ago(store_factory, session: Session, seconds: float) -> Session:
+    """Move a just-started session's start `seconds` into the past: a session that has been running that long (the
+    database owner's connection; only tests rewrite history)."""
+    with store_factory.base._pool.connection() as connection:
+        connection.execute("UPDATE public.sessions SET started_at = started_at - make_interval(secs => %s) WHERE id = %s", (seconds, session.id))
+    return store_factory.base.get_session(session.id)
+
+
 def recorded_session(clinician_store: Store, store_factory, patient: Patient, labels: list[str], end: bool = True) -> Session:
+    """A session that ran for as long as its readings (one a second), ended now unless `end` is False."""
     session, device_store = device_session(clinician_store, store_factory, patient, name=f"pi-{uuid.uuid4().hex[:6]}")
+    session = began_ago(store_factory, session, len(labels) + 1.0)  # readings are never captured after Stop
     device_store.insert_readings(synthetic_readings(session, labels))
     return clinician_store.end_session(session.id) if end else session
 

@@ -25,7 +25,7 @@ def test_the_csv_has_one_row_per_reading_with_millisecond_times(clinician_store,
 
 def test_the_report_is_self_contained_escaped_and_carries_the_notice(clinician_store, store_factory, admin_store, clinician):
     patient = consenting_patient(clinician_store, "<script>alert(1)</script> Ortega", diagnosis="PTSD & insomnia")
-    session = recorded_session(clinician_store, store_factory, patient, ["neutral"] * 40 + ["fear"] * 20)
+    session = recorded_session(clinician_store, store_factory, patient, ["neutral"] * 70 + ["fear"] * 20)
     clinician_store.add_annotation(session.id, session.started_at, "mentioned <b>nightmares</b>")
     result = review.build(clinician_store, session, baseline_source="first_minute")
     html = review.report(clinician_store, result, patient, clinician)
@@ -35,3 +35,12 @@ def test_the_report_is_self_contained_escaped_and_carries_the_notice(clinician_s
     assert 'src="https://cdn.plot.ly' not in html and html.count("Plotly.newPlot") == 3  # timeline, distribution, baseline
     assert "Most frequent emotion</th><td>neutral" in html
     assert ("export_report", "session", str(session.id)) in {(e.action, e.entity, e.entity_id) for e in admin_store.list_audit()}
+
+
+def test_a_report_with_a_first_minute_baseline_of_a_40_second_session_says_it_cannot_be_computed(clinician_store, store_factory, clinician):
+    patient = consenting_patient(clinician_store, "Nora Vidal")
+    session = recorded_session(clinician_store, store_factory, patient, ["neutral"] * 30 + ["fear"] * 10)
+    result = review.build(clinician_store, session, baseline_source="first_minute")
+    assert result.baseline is None and "the readings cover only 39 s" in result.baseline_problem
+    html = review.report(clinician_store, result, patient, clinician)
+    assert "No first-minute baseline" in html and html.count("Plotly.newPlot") == 2  # no baseline chart of zeros

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from app.remote import JOIN_PAGE_PATH
+from fer.labels import LABELS
 from store.api import Actor
 from tests.app.conftest import follow, open_page, page_text
 from tests.app.helpers import consenting_patient, device_session, recorded_session, synthetic_readings
@@ -176,26 +177,65 @@ def test_the_review_page_summarises_a_session_and_offers_exports(signed_in_app, 
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Readings"] == "100" and metrics["Most frequent"] == "neutral"
-    # happy readings add 0.85 - 4 x 0.025, sad ones 0.025 - (0.85 + 3 x 0.025), neutral ones 0.025 - 4 x 0.025
-    expected = (30 * (0.85 - 0.1) + 10 * (0.025 - 0.925) + 60 * (0.025 - 0.1)) / 100
+    # each reading's expected valence with the published weights (0.85 on the dominant emotion, 0.025 on the others)
+    from app.analytics import VALENCE_WEIGHTS
+    from tests.app.helpers import one_hot
+
+    def v(label: str) -> float:
+        return sum(p * VALENCE_WEIGHTS[name] for p, name in zip(one_hot(label), LABELS))
+
+    expected = (30 * v("happy") + 10 * v("sad") + 60 * v("neutral")) / 100
     assert metrics["Valence index"] == f"{expected:+.2f}"
+    assert "Arousal index" in metrics
     assert len(at.get("plotly_chart")) == 2
     assert [d.label for d in at.get("download_button")][:2] == ["Readings (CSV)", "Printable report (HTML)"]  # issue 15 adds more after these (tests/app/test_clinical_exports.py)
 
     at.radio(key="baseline").set_value("first_minute").run()
     assert len(at.get("plotly_chart")) == 3
-    assert "Change against the baseline (first minute of this session)" in page_text(at)
+    assert "Change against the baseline (first 60 s of this session)" in page_text(at)
+
+
+def test_the_review_page_says_when_a_first_minute_baseline_cannot_be_computed(signed_in_app, clinician_store, store_factory):
+    patient = consenting_patient(clinician_store, "Olga Prieto")
+    session = recorded_session(clinician_store, store_factory, patient, ["neutral"] * 40)
+    at = open_page(signed_in_app, "pages/review.py", session=session.id)
+    at.radio(key="baseline").set_value("first_minute").run()
+    assert not at.exception
+    assert any("No first-minute baseline: the readings cover only 39 s" in w.value for w in at.warning)
+    assert len(at.get("plotly_chart")) == 2  # no chart of zero change
+
+
+def test_the_review_page_lists_three_happy_peaks_with_the_default_smoothing(signed_in_app, clinician_store, store_factory):
+    patient = consenting_patient(clinician_store, "Pilar Quintana")
+    labels = (["neutral"] * 10 + ["happy"] * 3) * 3 + ["neutral"] * 10
+    session = recorded_session(clinician_store, store_factory, patient, labels)
+    at = open_page(signed_in_app, "pages/review.py", session=session.id)
+    assert at.slider(key="smoothing").value == 5
+    peaks = at.dataframe[0].value
+    assert list(peaks["Emotion"]) == ["happy"] * 3 and sorted(peaks["At"]) == ["0:10", "0:23", "0:36"]
 
 
 def test_the_progress_page_shows_each_session_and_the_trend(signed_in_app, clinician_store, store_factory):
     patient = consenting_patient(clinician_store, "Karla Nieto")
-    recorded_session(clinician_store, store_factory, patient, ["sad"] * 20 + ["neutral"] * 10)
-    recorded_session(clinician_store, store_factory, patient, ["sad"] * 10 + ["happy"] * 20)
+    for happy in (0, 11, 20, 30):  # of 40 readings each, the rest sad: a steady change
+        recorded_session(clinician_store, store_factory, patient, ["sad"] * (40 - happy) + ["happy"] * happy)
     at = open_page(signed_in_app, "pages/progress.py", patient=patient.id)
     assert not at.exception
     assert "happy rising" in page_text(at) and "sad falling" in page_text(at)
     assert len(at.get("plotly_chart")) == 3  # proportions, valence, expressivity (issue 15)
-    assert list(at.dataframe[0].value["session"]) == [1, 2]
+    table = at.dataframe[0].value
+    assert list(table["Session"]) == [1, 2, 3, 4] and "Date" in table.columns and "started_at" not in table.columns
+    assert table["Happy"].iloc[0].startswith("0.03 (")  # the mean with its 95 % interval
+
+
+def test_the_progress_page_does_not_call_noise_a_trend(signed_in_app, clinician_store, store_factory):
+    patient = consenting_patient(clinician_store, "Quique Ramos")
+    for happy in (12, 8, 14, 9):  # of 20 readings each: up and down, no direction
+        recorded_session(clinician_store, store_factory, patient, ["happy"] * happy + ["neutral"] * (20 - happy))
+    at = open_page(signed_in_app, "pages/progress.py", patient=patient.id)
+    assert not at.exception
+    assert "No clear trend across these 4 sessions" in page_text(at)
+    assert "rising" not in page_text(at) and "falling" not in page_text(at)
 
 
 def test_registering_a_device_shows_its_key_once(signed_in_app, clinician_store, system_store):

@@ -158,7 +158,10 @@ def test_row_level_security_hides_markers_and_types_from_everyone_but_the_owner(
     admin, _ = world.clinician("admin")
     device = Actor.for_device(session.device_id)
     assert raw_sql(Actor.for_clinician(alice), "SELECT id FROM session_markers") == [(marker.id,)]
-    for actor in (Actor.for_clinician(bob), Actor.for_clinician(admin), device):
+    for table in ("session_markers", "marker_types"):  # the device role (psya_device) has no grant on markers at all
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            raw_sql(device, f"SELECT id FROM {table}")
+    for actor in (Actor.for_clinician(bob), Actor.for_clinician(admin)):
         assert raw_sql(actor, "SELECT id FROM session_markers") == []
         assert raw_sql(actor, "SELECT id FROM marker_types") == []
         assert raw_sql(actor, "UPDATE session_markers SET text = 'x' WHERE id = %s", (marker.id,)) == [(0,)]

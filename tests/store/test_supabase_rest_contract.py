@@ -523,6 +523,13 @@ METHODS: list[tuple[str, Actor, Callable[[Any], object]]] = [
     ("audit", AS_CLINICIAN, lambda s: s.audit("export", "session", str(SESSION_ID))),
     ("list_audit", AS_ADMIN, lambda s: s.list_audit()),
     ("audit_chain", AS_ADMIN, lambda s: s.audit_chain()),
+    ("get_time_zone", AS_CLINICIAN, lambda s: s.get_time_zone()),
+    ("set_time_zone", AS_CLINICIAN, lambda s: s.set_time_zone("Europe/Madrid")),
+    ("rotate_join_token", AS_CLINICIAN, lambda s: s.rotate_join_token(SESSION_ID)),
+    ("save_join_link", AS_CLINICIAN, lambda s: s.save_join_link(SESSION_ID, "ciphertext")),
+    ("get_join_link", AS_CLINICIAN, lambda s: s.get_join_link(SESSION_ID)),
+    ("retime_recorded_session", AS_CLINICIAN, lambda s: s.retime_recorded_session(
+        SESSION_ID, datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc))),
     # login throttle and stored login sessions (system operations: the service key)
     ("begin_login_attempt", SYSTEM, lambda s: s.begin_login_attempt("doc", "10.0.0.1", THROTTLE)),
     ("reset_login_throttle", SYSTEM, lambda s: s.reset_login_throttle("doc")),
@@ -605,3 +612,38 @@ def test_a_refused_view_is_audited_under_the_clinicians_jwt(fake, store):
         store.as_actor(AS_CLINICIAN).get_patient(PATIENT_ID)
     audit = fake.only("POST", "/rest/v1/audit_log")
     assert audit.body["action"] == "view_denied" and bearer_claims(audit)["sub"] == str(CLINICIAN.id)
+# --- clinician preferences (issue 12) ------------------------------------------------------------------------------------------
+def test_a_time_zone_is_upserted_on_the_clinicians_own_row(fake, store):
+    clinician = store.as_actor(Actor.for_clinician(CLINICIAN))
+    fake.reply("POST", "/rest/v1/clinician_preferences", Reply(201, None))
+    fake.reply("POST", "/rest/v1/audit_log", Reply(201, None))
+    clinician.set_time_zone("Europe/Madrid")
+    upsert = fake.only("POST", "/rest/v1/clinician_preferences")
+    assert upsert.param("on_conflict") == "clinician_id" and "resolution=merge-duplicates" in upsert.prefer
+    assert upsert.body == {"clinician_id": str(CLINICIAN.id), "time_zone": "Europe/Madrid"}
+    fake.reply("GET", "/rest/v1/clinician_preferences", Reply(200, [{"time_zone": "Europe/Madrid"}]))
+    assert clinician.get_time_zone() == "Europe/Madrid"
+    # no ownership filter: the clinician_preferences_select policy shows only the clinician's own row
+    assert fake.only("GET", "/rest/v1/clinician_preferences").param("clinician_id") is None
+    with pytest.raises(InvalidInput):
+        clinician.set_time_zone("Mars/Olympus")  # refused before any request
+    assert len([r for r in fake.requests if r.path == "/rest/v1/clinician_preferences"]) == 2
+
+
+def test_a_new_join_token_patches_the_live_remote_session_and_the_link_is_upserted(fake, store):
+    clinician = store.as_actor(Actor.for_clinician(CLINICIAN))
+    row = {"id": str(SESSION_ID), "patient_id": str(PATIENT_ID), "clinician_id": str(CLINICIAN.id), "mode": "remote",
+           "status": "live", "device_id": None, "started_at": "2026-11-25T09:00:00+00:00", "ended_at": None,
+           "join_expires_at": "2026-11-25T11:00:00+00:00", "created_at": "2026-11-25T09:00:00+00:00"}
+    fake.reply("PATCH", "/rest/v1/sessions", Reply(200, [row]))
+    fake.reply("POST", "/rest/v1/audit_log", Reply(201, None))
+    rotated = clinician.rotate_join_token(SESSION_ID)
+    patch = fake.only("PATCH", "/rest/v1/sessions")
+    assert (patch.param("id"), patch.param("mode"), patch.param("status"), patch.param("clinician_id")) == (
+        f"eq.{SESSION_ID}", "eq.remote", "eq.live", None)  # sessions_update (RLS) limits it to the clinician's own
+    assert set(patch.body) == {"join_token_hash"} and len(patch.body["join_token_hash"]) == 64
+    assert rotated.token and rotated.session.id == SESSION_ID
+    fake.reply("POST", "/rest/v1/remote_join_links", Reply(201, None))
+    clinician.save_join_link(SESSION_ID, "ciphertext")
+    upsert = fake.only("POST", "/rest/v1/remote_join_links")
+    assert upsert.param("on_conflict") == "session_id" and upsert.body["ciphertext"] == "ciphertext"
