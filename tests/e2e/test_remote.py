@@ -281,7 +281,7 @@ def start_remote_session_in_ui(page, app_url: str) -> str:
     """On the Sessions page: choose remote mode, start; the live dashboard then shows the join link. Returns it."""
     # Navigate inside the app (no reload): a reload starts a new Streamlit session that must first restore the login
     # from the cookie, and until then only the login page exists.
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Sessions").click()
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Sessions", exact=True).click()
     page.get_by_role("heading", name="Sessions").first.wait_for(timeout=UI_TIMEOUT_MS)
     wait_until_idle(page)
     page.get_by_text("Remote (patient's browser)").click()
