@@ -31,7 +31,7 @@ def render(ctx: PageContext, patient: Patient) -> None:
     sentence = patient_rights.consent_sentence(state)
     (st.caption if state.is_current else st.warning)(sentence)
     with st.expander(f"Consent text (version {state.current_text.version}) and consent history"):
-        st.write(state.current_text.text)
+        st.write(ui.literal(state.current_text.text))
         if state.history:
             st.dataframe(_history_table(state), hide_index=True, width="stretch")
 
@@ -41,7 +41,7 @@ def render(ctx: PageContext, patient: Patient) -> None:
             try:
                 ended = patient_rights.withdraw_consent(store, patient, date.today())
             except StoreError as error:
-                st.error(str(error))
+                st.error(ui.literal(str(error)))
             else:
                 ui.flash(f"Consent withdrawn on {date.today().isoformat()}."
                          + (f" {len(ended)} running session(s) ended." if ended else ""))
@@ -68,7 +68,7 @@ def render(ctx: PageContext, patient: Patient) -> None:
             try:
                 published = store.publish_consent_text(text)
             except (InvalidInput, StoreError) as error:
-                st.error(str(error))
+                st.error(ui.literal(str(error)))
             else:
                 ui.flash(f"Consent text version {published.version} published: every patient needs new consent.")
                 st.rerun()
@@ -76,13 +76,13 @@ def render(ctx: PageContext, patient: Patient) -> None:
         st.warning("Erasure deletes the patient, their record, consent history, sessions, readings and notes for good. "
                    "Only an audit entry (when, by whom) remains. Export first if the patient wants a copy.")
         with st.form("erase_patient"):
-            typed = st.text_input(f"Type the patient's full name ({patient.full_name}) to confirm", key="erase_confirmation")
+            typed = st.text_input(f"Type the patient's full name ({ui.literal(patient.full_name)}) to confirm", key="erase_confirmation")
             erase = st.form_submit_button("Erase patient permanently", type="primary")
         if erase:
             try:
                 result = patient_rights.erase(store, patient, typed)
             except (InvalidInput, StoreError) as error:
-                st.error(str(error))
+                st.error(ui.literal(str(error)))
             else:
                 ui.flash(patient_rights.erasure_sentence(result))
                 st.switch_page("pages/patients.py")

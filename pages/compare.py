@@ -28,7 +28,7 @@ except NotFound:
 
 found = [s for s in ctx.store.list_sessions(patient.id) if s.status == "ended"]
 if len(found) < 2:
-    st.info(f"{patient.full_name} needs two ended sessions to compare.")
+    st.info(f"{ui.literal(patient.full_name)} needs two ended sessions to compare.")
     st.stop()
 sessions_by_id = {s.id: s for s in found}
 session_ids = list(sessions_by_id)

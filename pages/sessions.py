@@ -54,7 +54,7 @@ else:
                 try:
                     session = sessions.start_in_person(ctx.store, patient, device_id)
                 except (InvalidInput, PermissionDenied, StoreError) as error:
-                    st.error(str(error))
+                    st.error(ui.literal(str(error)))
                 else:
                     ui.flash(f"Session started for {patient.full_name}: the camera starts recording within a few seconds.")
                     st.switch_page("pages/live.py", query_params={"session": str(session.id)})
@@ -65,7 +65,7 @@ else:
             try:
                 started = links.start_remote(ctx.store, ctx.settings, patient, ttl=timedelta(hours=hours))
             except (InvalidInput, PermissionDenied, StoreError) as error:
-                st.error(str(error))
+                st.error(ui.literal(str(error)))
             else:
                 # The plain token exists only now: keep the link in this browser session to show it on the dashboard.
                 st.session_state.setdefault("join_links", {})[str(started.session.id)] = started.link
