@@ -127,6 +127,7 @@ def resolve_clinician(store: Store, settings: Settings) -> Clinician | None:
         return None
     st.session_state[_TOKEN_KEY] = token
     st.session_state[CLINICIAN_KEY] = clinician
+    st.session_state.pop(_NOTICE_KEY, None)
     return clinician
 
 
@@ -217,7 +218,8 @@ def first_run_setup_form(store: Store, settings: Settings) -> None:
 
 def login_form(store: Store, settings: Settings) -> None:
     st.title("Psychopathology Assistant")
-    if notice := st.session_state.pop(_NOTICE_KEY, None):
+    # Kept until the next sign-in, not popped: the cookie component's own rerun right after a logout would wipe it.
+    if notice := st.session_state.get(_NOTICE_KEY):
         st.success(notice)
     with st.form("login"):
         username = st.text_input("Username", autocomplete="username")
