@@ -127,9 +127,10 @@ def build_optimizer(recipe: Recipe) -> keras.optimizers.Optimizer:
 
 
 def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bool, seed: int,
-          batch_size: int | None = None, limit: int | None = None) -> dict:
+          batch_size: int | None = None, limit: int | None = None, recipe_name: str | None = None,
+          init_from: Path | None = None) -> dict:
     arch = get_architecture(arch_name)
-    recipe = RECIPES[arch_name]
+    recipe = RECIPES[recipe_name or arch_name]
     if batch_size:
         recipe = Recipe(**{**recipe.as_dict(), "batch_size": batch_size})
     # Each resumed part of a run draws its shuffles and augmentations from a seed of its own: with the run's seed alone
@@ -153,12 +154,18 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
     print(f"val   {len(val_data)} images", flush=True)
 
     model = arch.build()
+    if init_from is not None and finished_epochs == 0:
+        # A warm restart (Loshchilov & Hutter, SGDR): a new schedule from a finished run's weights. A resumed part
+        # restores its own backup instead, so the starting weights are only ever loaded once.
+        model.set_weights(keras.models.load_model(init_from, compile=False).get_weights())
+        print(f"initialised from {init_from}", flush=True)
     model.compile(
         optimizer=build_optimizer(recipe),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
     config = {"arch": arch_name, "epochs": epochs, "seed": seed, "data": str(data_dir), "recipe": recipe.as_dict(),
+              "recipe_name": recipe_name or arch_name, "init_from": str(init_from) if init_from else None,
               "normalization": {"scale": arch.normalization.scale, "offset": arch.normalization.offset,
                                 "equalize_histogram": recipe.equalize_histogram},
               "params": model.count_params(), "train_size": len(train_data)}
@@ -191,7 +198,7 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", required=True, help="ednn | edge_xs")
+    parser.add_argument("--arch", required=True, help="ednn | edge_xs | edge_m | edge_vgg")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="FER2013 folder root or Kaggle CSV")
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--out", type=Path, help="run directory (default runs/<arch>)")
@@ -199,9 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--limit", type=int, help="use only the first N training images (smoke runs)")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), help="hyper-parameters (default: the architecture's own)")
+    parser.add_argument("--init-from", type=Path, help="start from this .keras model's weights (a warm restart)")
     args = parser.parse_args(argv)
     summary = train(args.arch, args.data, args.epochs, args.out or Path("runs") / args.arch, args.resume, args.seed,
-                    args.batch_size, args.limit)
+                    args.batch_size, args.limit, args.recipe, args.init_from)
     print(json.dumps(summary), flush=True)
     return 0
 

@@ -59,6 +59,22 @@ def test_resume_continues_from_the_last_finished_epoch(trained_run, tiny_dataset
     assert len((run_dir / "history.csv").read_text().splitlines()) == 3
 
 
+def test_a_warm_restart_starts_from_the_given_weights_with_its_own_recipe(trained_run, tiny_dataset, tmp_path):
+    import keras
+
+    run_dir, _ = trained_run
+    restart_dir = tmp_path / "restart"
+    # Zero epochs: what is saved is exactly what the restart started from.
+    train("edge_xs", tiny_dataset["folder"], epochs=0, out_dir=restart_dir, resume=False, seed=2, batch_size=8,
+          recipe_name="edge_m", init_from=run_dir / "last.keras")
+    started_from = keras.models.load_model(restart_dir / "last.keras", compile=False).get_weights()
+    finished = keras.models.load_model(run_dir / "last.keras", compile=False).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(started_from, finished, strict=True))
+    config = json.loads((restart_dir / "config.json").read_text())
+    assert config["recipe_name"] == "edge_m" and config["init_from"] == str(run_dir / "last.keras")
+    assert config["recipe"] == {**RECIPES["edge_m"].as_dict(), "batch_size": 8}
+
+
 def test_export_produces_all_quantizations_loadable_by_fer(trained_run, tiny_dataset, tmp_path):
     fer = pytest.importorskip("fer")
     run_dir, _ = trained_run
