@@ -53,8 +53,11 @@ browsers:
 run: $(VENV)/.runtime-installed frontend
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.headless true --server.fileWatcherType none
 
+# Two workers (pytest-xdist), whole files per worker so module fixtures (a Streamlit server, a browser) start once: most
+# tests wait on a server, a browser or the database, so two workers halve the wall time on these 2 cores.
+TEST_WORKERS ?= 2
 test: $(VENV)/.dev-installed browsers frontend
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # Every test must pass alone and in any order: this shuffles files and tests (the seed is printed; SEED=N repeats it).
 test-random: $(VENV)/.dev-installed browsers frontend
