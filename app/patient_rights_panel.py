@@ -9,7 +9,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from app import patient_rights, ui
+from app import clock, patient_rights, ui
 from app.context import PageContext
 from store.errors import InvalidInput, StoreError
 from store.models import Patient
@@ -25,6 +25,7 @@ def _history_table(state: patient_rights.ConsentState) -> pd.DataFrame:
 
 def render(ctx: PageContext, patient: Patient) -> None:
     store = ctx.store
+    tz = clock.clinician_time_zone(store, ctx.settings.default_time_zone)  # the reports' clock times
     st.divider()
     st.subheader("Data rights")
     state = patient_rights.consent_state(store, patient.id)
@@ -50,7 +51,7 @@ def render(ctx: PageContext, patient: Patient) -> None:
     st.download_button(
         "Export everything about this patient (zip)",
         # built (and audited) only when clicked
-        data=lambda: patient_rights.export_zip(store, patient.id),
+        data=lambda: patient_rights.export_zip(store, patient.id, tz=tz),
         file_name=patient_rights.export_file_name(patient),
         mime="application/zip",
         icon=":material/download:",
