@@ -62,7 +62,7 @@ def render_join_link() -> None:
 
 if session.mode == "remote" and session.status == "live":
     render_join_link()
-    browser_component.show_clinician_view(session.id, ctx.settings)  # analysis mode; relayed video in server mode
+    browser_component.show_clinician_view(session.id, ctx.settings)  # analysis mode; relayed video only when chosen (server mode)
 
 feeds: dict = st.session_state.setdefault("live_feeds", {})
 keep = quality.is_usable if ctx.settings.exclude_low_quality else None  # the review and the CSV leave out the same

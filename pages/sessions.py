@@ -61,9 +61,16 @@ else:
 
     elif mode == "remote":
         hours = st.select_slider("The link expires after", options=[1, 2, 4, 8, 24], value=2, format_func=lambda h: f"{h} h")
+        relay_video = False
+        if ctx.settings.remote_video_relay:  # REMOTE_VIDEO_RELAY=on: an explicit, unticked choice per session
+            relay_video = st.checkbox(links.RELAY_CHOICE_LABEL, value=False, key="start_relay_video")
+            st.caption(links.RELAY_CHOICE_HELP)
+        else:
+            st.caption(links.NO_RELAY_CAPTION)
         if st.button("Start remote session", type="primary", icon=":material/videocam:"):
             try:
-                started = links.start_remote(ctx.store, ctx.settings, patient, ttl=timedelta(hours=hours))
+                started = links.start_remote(ctx.store, ctx.settings, patient, ttl=timedelta(hours=hours),
+                                             relay_video=relay_video)
             except (InvalidInput, PermissionDenied, StoreError) as error:
                 st.error(ui.literal(str(error)))
             else:
