@@ -42,7 +42,7 @@ def render(ctx: PageContext, patient: Patient) -> None:
             try:
                 ended = patient_rights.withdraw_consent(store, patient, date.today())
             except StoreError as error:
-                st.error(ui.literal(str(error)))
+                ui.show_error(error)
             else:
                 ui.flash(f"Consent withdrawn on {date.today().isoformat()}."
                          + (f" {len(ended)} running session(s) ended." if ended else ""))
@@ -69,7 +69,7 @@ def render(ctx: PageContext, patient: Patient) -> None:
             try:
                 published = store.publish_consent_text(text)
             except (InvalidInput, StoreError) as error:
-                st.error(ui.literal(str(error)))
+                ui.show_error(error)
             else:
                 ui.flash(f"Consent text version {published.version} published: every patient needs new consent.")
                 st.rerun()
@@ -83,7 +83,7 @@ def render(ctx: PageContext, patient: Patient) -> None:
             try:
                 result = patient_rights.erase(store, patient, typed)
             except (InvalidInput, StoreError) as error:
-                st.error(ui.literal(str(error)))
+                ui.show_error(error)
             else:
                 ui.flash(patient_rights.erasure_sentence(result))
                 st.switch_page("pages/patients.py")

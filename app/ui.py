@@ -57,6 +57,11 @@ def plain_text(text: object) -> None:
     st.markdown(literal(text))
 
 
+def show_error(error: object) -> None:
+    """An error for the user (a store or input error, often quoting what they typed), shown literally (see `literal`)."""
+    st.error(literal(str(error)))
+
+
 def flash(message: str) -> None:
     """A success message shown once on the next page rendered (survives st.rerun / st.switch_page)."""
     st.session_state[_FLASH_KEY] = message

@@ -152,7 +152,7 @@ if session.status == "live":
         try:
             sessions.annotate(ctx.store, session, text)
         except (InvalidInput, StoreError) as error:
-            st.error(ui.literal(str(error)))
+            ui.show_error(error)
 else:
     st.caption("The session has ended: notes are added in the review, at the session time they refer to.")
 for note in ctx.store.list_annotations(session.id):

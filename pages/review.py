@@ -115,7 +115,7 @@ with st.form("review_note", clear_on_submit=True):
             ui.flash("Note added.")
             st.rerun()
         except (ValueError, InvalidInput, StoreError) as error:
-            st.error(ui.literal(str(error)))
+            ui.show_error(error)
 
 st.subheader("Export")
 csv_col, report_col = st.columns(2)
