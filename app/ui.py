@@ -57,9 +57,9 @@ def plain_text(text: object) -> None:
     st.markdown(literal(text))
 
 
-def show_error(error: object) -> None:
+def show_error(error: object, icon: str | None = None) -> None:
     """An error for the user (a store or input error, often quoting what they typed), shown literally (see `literal`)."""
-    st.error(literal(str(error)))
+    st.error(literal(str(error)), icon=icon)
 
 
 def flash(message: str) -> None:

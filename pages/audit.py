@@ -23,7 +23,7 @@ else:
     if state.last.intact:
         st.success(ui.literal(f"{state.last.summary}. {when}{since}."), icon=":material/verified:")
     else:
-        st.error(ui.literal(f"{state.last.summary}. {when}{since}."), icon=":material/gpp_bad:")
+        ui.show_error(f"{state.last.summary}. {when}{since}.", icon=":material/gpp_bad:")
 
 limit = st.select_slider("Events", options=[100, 500, 2000], value=500)
 rows = audit.readable_audit(ctx.store, limit=limit)
