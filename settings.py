@@ -37,6 +37,11 @@ class Settings:
     # server) or "server" (camera streamed over WebRTC). Browser mode falls back to server mode, per patient, when their
     # browser cannot run the model.
     remote_analysis: str = "browser"
+    # Whether the clinician may have a server-mode patient's camera relayed to their live dashboard (REMOTE_VIDEO_RELAY=
+    # off|on, default off). On: the Sessions page offers the relay as an unticked per-session choice; the patient's join
+    # page says whether their video is shown. Off (and always in browser mode): no video on the dashboard; the clinician
+    # runs their usual video call beside it.
+    remote_video_relay: bool = False
     show_emotions_to_patient: bool = False
     # Login throttle (growing delays, never a hard lock): MAX_LOGIN_FAILURES wrong passwords in a row cost nothing, then
     # each attempt waits LOGIN_DELAY_SECONDS, doubling, up to ACCOUNT_DELAY_MAX_SECONDS per username and
@@ -94,6 +99,7 @@ class Settings:
             ice_servers=_parse_ice_servers(values.get("ICE_SERVERS")),
             remote_analysis_fps=float(get("REMOTE_ANALYSIS_FPS") or cls.remote_analysis_fps),
             remote_analysis=_parse_remote_analysis(get("REMOTE_ANALYSIS")),
+            remote_video_relay=_parse_switch("REMOTE_VIDEO_RELAY", get("REMOTE_VIDEO_RELAY"), cls.remote_video_relay),
             show_emotions_to_patient=(get("SHOW_EMOTIONS_TO_PATIENT") or "false").lower() in ("1", "true", "yes"),
             max_login_failures=int(get("MAX_LOGIN_FAILURES") or cls.max_login_failures),
             login_delay_seconds=float(get("LOGIN_DELAY_SECONDS") or cls.login_delay_seconds),
@@ -126,6 +132,19 @@ def _parse_remote_analysis(raw: str | None) -> str:
     if mode not in REMOTE_ANALYSIS_MODES:
         raise ValueError(f"REMOTE_ANALYSIS must be one of {', '.join(REMOTE_ANALYSIS_MODES)}, got {raw!r}")
     return mode
+
+
+_SWITCH_WORDS = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+
+
+def _parse_switch(name: str, raw: str | None, default: bool) -> bool:
+    """on|off (also true/false, yes/no, 1/0); anything else is refused rather than read as off."""
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word not in _SWITCH_WORDS:
+        raise ValueError(f"{name} must be on or off, got {raw!r}")
+    return _SWITCH_WORDS[word]
 
 
 def _parse_ice_servers(raw: object) -> list[dict]:

@@ -1,13 +1,17 @@
 """The audit log for the Audit page: readable names instead of raw ids, repeated views collapsed, and the hash chain's
-state (store.audit.verify_chain)."""
+state: the last verification (recorded by store.audit, by this page's *Verify now* or the nightly
+`python -m store.audit verify`), so that loading the page never walks a long chain."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
+from settings import Settings
 from store.api import Store
-from store.audit import ChainReport, verify_chain
+from store.audit import (VERIFICATION_FILE, ChainReport, VerificationRecord, chain_id, last_verification,
+                         record_verification, verify_chain)
 from store.models import AuditEvent
 
 
@@ -80,4 +84,39 @@ def readable_audit(store: Store, limit: int = 500) -> list[AuditRow]:
 
 
 def chain_status(store: Store) -> ChainReport:
+    """Walk the whole chain now (slow with a long log: the page calls it only through `verify_now`)."""
     return verify_chain(store)
+
+
+@dataclass(frozen=True)
+class ChainState:
+    """What the page shows: the last verification of this database's chain (None: never verified), and how many rows
+    were appended after the position it checked up to."""
+
+    last: VerificationRecord | None
+    rows_since: int | None
+
+
+def _newest_position(store: Store) -> int | None:
+    newest = store.list_audit(limit=1)
+    return newest[0].chain_pos if newest else None
+
+
+def chain_state(store: Store, settings: Settings) -> ChainState:
+    """Cheap: the recorded result, the chain's first row and its newest row; no walk."""
+    last = last_verification(settings.data_dir / VERIFICATION_FILE, chain_id(store))
+    if last is None:
+        return ChainState(None, None)
+    newest = _newest_position(store)
+    since = None if newest is None or last.head_pos is None else max(newest - last.head_pos, 0)
+    return ChainState(last, since)
+
+
+def verify_now(store: Store, settings: Settings, by: str) -> VerificationRecord:
+    """Walk the whole chain, record the result with its time (for the next page load), return it."""
+    started = time.monotonic()
+    report = verify_chain(store)
+    record = VerificationRecord(datetime.now(timezone.utc), by, report.rows, report.intact, report.summary,
+                                report.head_pos, time.monotonic() - started)
+    record_verification(settings.data_dir / VERIFICATION_FILE, chain_id(store), record)
+    return record

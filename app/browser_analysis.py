@@ -357,8 +357,9 @@ def configured_mode(settings: Settings) -> AnalysisMode:
     return settings.remote_analysis  # type: ignore[return-value]
 
 
-def mode_caption(settings: Settings, session_id: uuid.UUID, video_frames_received: int) -> str:
-    """The clinician's line about where this session's analysis runs."""
+def mode_caption(settings: Settings, session_id: uuid.UUID, video_frames_received: int, relayed: bool = False) -> str:
+    """The clinician's line about where this session's analysis runs and, in server mode, whether the patient's video
+    is relayed to the dashboard (`relayed`: app.remote.video_relayed)."""
     report = session_mode(session_id)
     if report is None:
         where = "in the patient's browser" if configured_mode(settings) == "browser" else "on this server"
@@ -369,4 +370,9 @@ def mode_caption(settings: Settings, session_id: uuid.UUID, video_frames_receive
                 f"video frames received by this server for this session: {video_frames_received}. "
                 "Run your usual video call beside this dashboard.")
     because = f" because {report.reason}" if report.reason else " (REMOTE_ANALYSIS=server)"
-    return f":material/dns: Analysis mode: **on this server**{because}. The patient's video is streamed to this server."
+    if relayed:
+        shown = "and relayed to this dashboard (you chose the relay when starting; the patient was told)."
+    else:
+        shown = ("for analysis only: **no video is relayed to this dashboard**. Run your usual video call beside it "
+                 "(the relay is an option when starting a server-mode session, with REMOTE_VIDEO_RELAY=on).")
+    return f":material/dns: Analysis mode: **on this server**{because}. The patient's video is streamed to this server {shown}"

@@ -114,9 +114,12 @@ MODE_REFRESH_S = 2.0
 
 
 def _relay_wanted(settings: Settings, session_id: uuid.UUID) -> bool:
+    """Only in server mode, and only when the clinician chose the relay for this session (REMOTE_VIDEO_RELAY=on)."""
+    from app import remote
+
     report = browser_analysis.session_mode(session_id)
     mode = report.mode if report is not None else settings.remote_analysis
-    return mode == "server"
+    return mode == "server" and remote.video_relayed(settings, session_id)
 
 
 def analysed_in_browser(session_id: uuid.UUID) -> bool:
@@ -128,11 +131,12 @@ def analysed_in_browser(session_id: uuid.UUID) -> bool:
 
 
 def show_clinician_view(session_id: uuid.UUID, settings: Settings) -> None:
-    """Which mode the session runs in (re-checked every 2 s) and, in server mode only, the relayed patient video.
+    """Which mode the session runs in (re-checked every 2 s) and, in server mode with the relay chosen for this session,
+    the relayed patient video.
 
-    In browser mode no video reaches the server, so there is nothing to relay: the clinician runs their usual video call
-    beside the dashboard. When the mode changes (the patient's browser fell back to server mode), the page reruns so the
-    relay appears."""
+    In browser mode no video reaches the server, so there is nothing to relay; in server mode without the relay the
+    server analyses the video and shows none. Either way the clinician runs their usual video call beside the dashboard.
+    When the mode changes (the patient's browser fell back to server mode), the page reruns so the relay appears."""
     import streamlit as st
 
     from app import remote, webrtc_session
@@ -141,7 +145,8 @@ def show_clinician_view(session_id: uuid.UUID, settings: Settings) -> None:
 
     @st.fragment(run_every=MODE_REFRESH_S)
     def mode_line() -> None:
-        st.caption(browser_analysis.mode_caption(settings, session_id, remote.video_frames_received(session_id)))
+        st.caption(browser_analysis.mode_caption(settings, session_id, remote.video_frames_received(session_id),
+                                                 remote.video_relayed(settings, session_id)))
         if _relay_wanted(settings, session_id) != relay:
             st.rerun(scope="app")
 

@@ -1,6 +1,6 @@
 """Exports added by issue 15, each audited when generated: the detailed readings CSV (face box, quality flags, markers),
-the markers CSV, the PDF report, the small printable HTML report and the FHIR bundle. Column meanings: docs/app.md,
-"Export dictionary"."""
+the markers CSV, the PDF report, the printable HTML report (the app's only one) and the FHIR bundle. Column meanings:
+docs/app.md, "Export dictionary"."""
 
 from __future__ import annotations
 
@@ -64,14 +64,17 @@ def markers_csv(store: Store, review) -> bytes:
     return marker_service.markers_frame(review.markers, origin).to_csv(index=False).encode("utf-8")
 
 
-def pdf_report(store: Store, review, patient: Patient, clinician: Clinician, before_s: float, after_s: float) -> bytes:
-    pdf = report_pdf.session_report_pdf(report_pdf.content_from_review(review, patient, clinician, before_s, after_s))
+def pdf_report(store: Store, review, patient: Patient, clinician: Clinician, before_s: float, after_s: float,
+               tz: str | None = None) -> bytes:
+    pdf = report_pdf.session_report_pdf(report_pdf.content_from_review(review, patient, clinician, before_s, after_s, tz))
     store.audit("export_pdf", "session", str(review.session.id))
     return pdf
 
 
-def html_report(store: Store, review, patient: Patient, clinician: Clinician, before_s: float, after_s: float) -> str:
-    page = report_pdf.session_report_html(report_pdf.content_from_review(review, patient, clinician, before_s, after_s))
+def html_report(store: Store, review, patient: Patient, clinician: Clinician, before_s: float = 30.0,
+                after_s: float = 30.0, tz: str | None = None) -> str:
+    """The printable HTML report (inline SVG charts, no script; times in `tz`, the clinician's zone)."""
+    page = report_pdf.session_report_html(report_pdf.content_from_review(review, patient, clinician, before_s, after_s, tz))
     store.audit("export_report", "session", str(review.session.id))
     return page
 

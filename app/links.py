@@ -22,6 +22,16 @@ from store.api import Store
 from store.models import Patient, Session
 
 
+# The video relay (REMOTE_VIDEO_RELAY=on): chosen per session when it starts, off unless ticked; the join page tells the
+# patient which it is before they consent.
+RELAY_CHOICE_LABEL = "Show me the patient's video on the dashboard (relayed by this server)"
+RELAY_CHOICE_HELP = ("Only when the video is analysed on this server (server mode, or a browser that cannot run the "
+                     "model); in browser mode no video leaves the patient's device. The patient is told on the join "
+                     "page. Unticked: run your usual video call beside the dashboard.")
+NO_RELAY_CAPTION = ("The dashboard shows the readings, not the patient's video: run your usual video call beside it "
+                    "(the video relay of server mode is off: REMOTE_VIDEO_RELAY).")
+
+
 def _fernet(settings: Settings) -> Fernet:
     digest = hashlib.sha256(b"psya remote join links v1|" + auth.cookie_key(settings).encode("utf-8")).digest()
     return Fernet(base64.urlsafe_b64encode(digest))
@@ -42,8 +52,9 @@ def recall(store: Store, settings: Settings, session_id: uuid.UUID) -> str | Non
         return None
 
 
-def start_remote(store: Store, settings: Settings, patient: Patient, ttl: timedelta = timedelta(hours=2)) -> sessions.RemoteStart:
-    started = sessions.start_remote(store, settings, patient, ttl)
+def start_remote(store: Store, settings: Settings, patient: Patient, ttl: timedelta = timedelta(hours=2),
+                 relay_video: bool = False) -> sessions.RemoteStart:
+    started = sessions.start_remote(store, settings, patient, ttl, relay_video)
     remember(store, settings, started.session.id, started.link)
     return started
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
-from app import analytics, clock, exports, fhir_export
-from app.review import Review
+from app import analytics, clock, exports, fhir_export, report_pdf
+from app import markers as marker_service
 from fer.labels import LABELS
 from store.api import Store
 from store.errors import InvalidInput
@@ -129,21 +129,21 @@ def _clinicians(store: Store) -> dict[uuid.UUID, Clinician]:
     return {c.id: c for c in store.list_clinicians()}
 
 
-def _session_report(export: PatientExport, session: Session, clinician: Clinician) -> tuple[bytes, bytes]:
+def _session_report(export: PatientExport, session: Session, clinician: Clinician, tz: str | None) -> tuple[bytes, bytes]:
     # the session clock of the review (app.clock): readings captured after Stop are in no report
     frame = analytics.readings_frame(clock.readings_in_session(export.readings[session.id], session),
                                      start=session.started_at)
-    review = Review(session=session, frame=frame, smoothed=analytics.smooth(frame, 5.0),
-                    summary=analytics.summarize(frame),
-                    annotations=[a for a in export.annotations if a.session_id == session.id])
-    origin = review.start.to_pydatetime() if review.start is not None else None
-    html = exports.session_report_html(export.patient, session, clinician, review.summary, review.figures(),
-                                       review.annotations, origin=origin)
-    return exports.readings_csv(frame), html.encode("utf-8")
+    content = report_pdf.ReportContent(
+        patient=export.patient, session=session, clinician=clinician, frame=frame,
+        annotations=sorted((a for a in export.annotations if a.session_id == session.id), key=lambda a: a.at),
+        markers=sorted((m for m in export.markers if m.session_id == session.id), key=lambda m: m.at),
+        origin=marker_service.timeline_origin(session, frame), tz=tz, peaks=analytics.summarize(frame).peaks)
+    return exports.readings_csv(frame), report_pdf.session_report_html(content).encode("utf-8")
 
 
-def export_zip(store: Store, patient_id: uuid.UUID, generated_at: datetime | None = None) -> bytes:
-    """The complete export of one patient as zip bytes. Audited by the store ("export", "patient")."""
+def export_zip(store: Store, patient_id: uuid.UUID, generated_at: datetime | None = None, tz: str | None = None) -> bytes:
+    """The complete export of one patient as zip bytes. Audited by the store ("export", "patient"). `tz`: the exporting
+    clinician's time zone, for the clock times in the session reports."""
     generated_at = generated_at or datetime.now(timezone.utc)
     export = store.export_patient(patient_id)
     clinicians = _clinicians(store)
@@ -155,7 +155,7 @@ def export_zip(store: Store, patient_id: uuid.UUID, generated_at: datetime | Non
         for session in export.sessions:
             clinician = clinicians.get(session.clinician_id) or Clinician(
                 session.clinician_id, "", f"clinician {str(session.clinician_id)[:8]}", "clinician", "")
-            csv_bytes, html_bytes = _session_report(export, session, clinician)
+            csv_bytes, html_bytes = _session_report(export, session, clinician, tz)
             base = exports.export_file_name(export.patient, session, "")[:-1]
             archive.writestr(f"sessions/{base}.csv", csv_bytes)
             archive.writestr(f"sessions/{base}.html", html_bytes)

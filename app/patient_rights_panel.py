@@ -9,7 +9,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from app import patient_rights, ui
+from app import clock, patient_rights, ui
 from app.context import PageContext
 from store.errors import InvalidInput, StoreError
 from store.models import Patient
@@ -25,6 +25,7 @@ def _history_table(state: patient_rights.ConsentState) -> pd.DataFrame:
 
 def render(ctx: PageContext, patient: Patient) -> None:
     store = ctx.store
+    tz = clock.clinician_time_zone(store, ctx.settings.default_time_zone)  # the reports' clock times
     st.divider()
     st.subheader("Data rights")
     state = patient_rights.consent_state(store, patient.id)
@@ -41,7 +42,7 @@ def render(ctx: PageContext, patient: Patient) -> None:
             try:
                 ended = patient_rights.withdraw_consent(store, patient, date.today())
             except StoreError as error:
-                st.error(ui.literal(str(error)))
+                ui.show_error(error)
             else:
                 ui.flash(f"Consent withdrawn on {date.today().isoformat()}."
                          + (f" {len(ended)} running session(s) ended." if ended else ""))
@@ -50,7 +51,7 @@ def render(ctx: PageContext, patient: Patient) -> None:
     st.download_button(
         "Export everything about this patient (zip)",
         # built (and audited) only when clicked
-        data=lambda: patient_rights.export_zip(store, patient.id),
+        data=lambda: patient_rights.export_zip(store, patient.id, tz=tz),
         file_name=patient_rights.export_file_name(patient),
         mime="application/zip",
         icon=":material/download:",
@@ -68,7 +69,7 @@ def render(ctx: PageContext, patient: Patient) -> None:
             try:
                 published = store.publish_consent_text(text)
             except (InvalidInput, StoreError) as error:
-                st.error(ui.literal(str(error)))
+                ui.show_error(error)
             else:
                 ui.flash(f"Consent text version {published.version} published: every patient needs new consent.")
                 st.rerun()
@@ -82,7 +83,7 @@ def render(ctx: PageContext, patient: Patient) -> None:
             try:
                 result = patient_rights.erase(store, patient, typed)
             except (InvalidInput, StoreError) as error:
-                st.error(ui.literal(str(error)))
+                ui.show_error(error)
             else:
                 ui.flash(patient_rights.erasure_sentence(result))
                 st.switch_page("pages/patients.py")

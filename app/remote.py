@@ -363,6 +363,31 @@ def video_frames_received(session_id: uuid.UUID) -> int:
         return _video_frames.get(session_id, 0)
 
 
+# --- the clinician's per-session choice of the video relay (server mode, REMOTE_VIDEO_RELAY=on) ------------------------
+# Kept in this server process, like the relay itself (it hands the patient's track from their WebRTC connection to the
+# clinician's in the same process). After a restart every session is unrelayed, and the rejoining patient is told so.
+
+_relayed_sessions: set[uuid.UUID] = set()
+_relayed_sessions_lock = threading.Lock()
+
+
+def choose_video_relay(settings: Settings, session_id: uuid.UUID, relay: bool) -> bool:
+    """Record the clinician's choice for `session_id`; returns whether the session is relayed (never when
+    REMOTE_VIDEO_RELAY is off)."""
+    relay = bool(relay and settings.remote_video_relay)
+    with _relayed_sessions_lock:
+        (_relayed_sessions.add if relay else _relayed_sessions.discard)(session_id)
+    return relay
+
+
+def video_relayed(settings: Settings, session_id: uuid.UUID) -> bool:
+    """Whether the patient's camera of `session_id`, when it is streamed to this server, is shown to the clinician."""
+    if not settings.remote_video_relay:
+        return False
+    with _relayed_sessions_lock:
+        return session_id in _relayed_sessions
+
+
 # --- analysis ---------------------------------------------------------------------------------------------------------
 
 

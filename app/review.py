@@ -1,4 +1,5 @@
-"""Session review: everything the review page and the printable report show, computed from the store in one place."""
+"""Session review: everything the review page and the printable report (app.report_pdf) show, computed from the store in
+one place."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from app import analytics, charts, clock, exports, quality, sessions
 from app import markers as event_markers
 from store.api import Store
 from store.markers import Marker
-from store.models import Annotation, Clinician, Patient, Session
+from store.models import Annotation, Session
 
 BaselineSource = Literal["none", "first_minute", "session"]
 
@@ -119,14 +120,6 @@ def add_note(store: Store, review: Review, session_time: str, text: str) -> Anno
     offset = clock.parse_offset(session_time)
     moment = clock.note_moment(review.session, offset, review.duration_s)
     return sessions.annotate(store, review.session, text, at=moment)
-
-
-def report(store: Store, review: Review, patient: Patient, clinician: Clinician, tz: str | None = None) -> str:
-    """The printable HTML report; the export is audited."""
-    origin = review.start.to_pydatetime() if review.start is not None else None
-    html = exports.session_report_html(patient, review.session, clinician, review.summary, review.figures(), review.annotations, origin=origin, baseline_problem=review.baseline_problem, tz=tz)
-    store.audit("export_report", "session", str(review.session.id))
-    return html
 
 
 def readings_csv(store: Store, review: Review) -> bytes:

@@ -161,7 +161,7 @@ def sidebar_account(store: Store, settings: Settings, clinician: Clinician) -> N
                 try:
                     auth.change_own_password(store, clinician, current, new, confirmation, current_token())
                 except (InvalidInput, StoreError) as error:
-                    st.error(ui.literal(str(error)))
+                    ui.show_error(error)
                 else:
                     st.success("Password changed. Your other sessions have been signed out.")
 
@@ -210,7 +210,7 @@ def first_run_setup_form(store: Store, settings: Settings) -> None:
         try:
             clinician = auth.create_first_admin(store, username, display_name, password, confirmation)
         except InvalidInput as error:
-            st.error(ui.literal(str(error)))
+            ui.show_error(error)
             return
         _sign_in(store, settings, clinician)
         st.rerun()

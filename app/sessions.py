@@ -51,10 +51,14 @@ class RemoteStart:
     link: str  # shown once: only the token's hash is stored
 
 
-def start_remote(store: Store, settings: Settings, patient: Patient, ttl: timedelta = timedelta(hours=2)) -> RemoteStart:
+def start_remote(store: Store, settings: Settings, patient: Patient, ttl: timedelta = timedelta(hours=2),
+                 relay_video: bool = False) -> RemoteStart:
+    """`relay_video`: the clinician asked to see the patient's camera on the dashboard (server mode only; refused
+    silently when REMOTE_VIDEO_RELAY is off)."""
     require_consent(patient)
     lifecycle.require_no_live_session(store, patient.id)  # one live session per patient
     started = store.start_remote_session(patient.id, ttl=ttl)
+    remote.choose_video_relay(settings, started.session.id, relay_video)
     return RemoteStart(started.session, remote.join_link(settings, started.token))
 
 

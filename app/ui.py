@@ -10,6 +10,8 @@ from datetime import date, datetime, timezone
 
 import streamlit as st
 
+from store.api import Store
+from store.errors import NotFound
 from store.models import Patient, Session
 
 DISCLAIMER = (
@@ -55,6 +57,11 @@ def plain_text(text: object) -> None:
     st.markdown(literal(text))
 
 
+def show_error(error: object, icon: str | None = None) -> None:
+    """An error for the user (a store or input error, often quoting what they typed), shown literally (see `literal`)."""
+    st.error(literal(str(error)), icon=icon)
+
+
 def flash(message: str) -> None:
     """A success message shown once on the next page rendered (survives st.rerun / st.switch_page)."""
     st.session_state[_FLASH_KEY] = message
@@ -95,6 +102,27 @@ def format_duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def patient_picker(store: Store, key: str) -> Patient:
+    """The patient chooser of the per-patient analysis pages (Progress, Compare): every patient the clinician may see,
+    archived ones included, preselected from `?patient=` and written back to it (so the page can be linked and
+    reloaded). Stops the page with a message when there is no patient or the chosen one is not visible."""
+    patients = store.list_patients(include_archived=True)
+    if not patients:
+        st.info("No patients yet.")
+        st.stop()
+    ids = [p.id for p in patients]
+    by_id = {p.id: p for p in patients}
+    wanted = query_uuid("patient")
+    patient_id = st.selectbox("Patient", ids, index=ids.index(wanted) if wanted in ids else 0,
+                              format_func=lambda i: patient_label(by_id[i]), key=key)
+    st.query_params["patient"] = str(patient_id)
+    try:
+        return store.get_patient(patient_id)
+    except NotFound:
+        st.error("This patient does not exist or is not one of yours.")
+        st.stop()
 
 
 def patient_label(patient: Patient) -> str:

@@ -255,8 +255,9 @@ def patient_video_track(session_id: uuid.UUID) -> Any:
 
 
 def show_patient_video(session_id: uuid.UUID, settings: Settings) -> None:
-    """On the clinician's live page: the patient's camera, relayed server-side (streamlit-webrtc's MediaRelay) from the
-    patient's own WebRTC connection, so the whole remote session happens in the app beside the emotion chart.
+    """On the clinician's live page, for a session started with the relay (REMOTE_VIDEO_RELAY=on and ticked; see
+    app.remote.video_relayed): the patient's camera, relayed server-side (streamlit-webrtc's MediaRelay) from the
+    patient's own WebRTC connection, beside the emotion chart.
 
     Nothing is recorded. Re-checks every couple of seconds, so the video appears when the patient presses Start and
     follows them if they stop and start again (a new track gets a new player). Works when the patient and clinician

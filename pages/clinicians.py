@@ -26,7 +26,7 @@ if create:
         created = auth.create_clinician(system, username, display_name, password, confirmation, role)
         ctx.store.audit("create", "clinician", str(created.id))
     except (InvalidInput, StoreError) as error:
-        st.error(ui.literal(str(error)))
+        ui.show_error(error)
     else:
         ui.flash(f"Added {created.display_name} ({created.role}).")
         st.rerun()
@@ -81,7 +81,7 @@ if reset:
         system.reset_login_throttle(chosen.username)
         ctx.store.audit("password_reset", "clinician", str(chosen.id))
     except (InvalidInput, StoreError) as error:
-        st.error(ui.literal(str(error)))
+        ui.show_error(error)
     else:
         ui.flash(f"Set a new password for {chosen.display_name}; tell them over a channel other than email.")
         st.rerun()

@@ -5,26 +5,12 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, cohort, context, ui
-from store.errors import NotFound
 
 ctx = context.require_clinician()
 st.title("Compare sessions")
 ui.disclaimer()
 
-patients = ctx.store.list_patients(include_archived=True)
-if not patients:
-    st.info("No patients yet.")
-    st.stop()
-ids = [p.id for p in patients]
-by_id = {p.id: p for p in patients}
-wanted = ui.query_uuid("patient")
-patient_id = st.selectbox("Patient", ids, index=ids.index(wanted) if wanted in ids else 0, format_func=lambda i: ui.patient_label(by_id[i]), key="compare_patient")
-st.query_params["patient"] = str(patient_id)
-try:
-    patient = ctx.store.get_patient(patient_id)
-except NotFound:
-    st.error("This patient does not exist or is not one of yours.")
-    st.stop()
+patient = ui.patient_picker(ctx.store, key="compare_patient")
 
 found = [s for s in ctx.store.list_sessions(patient.id) if s.status == "ended"]
 if len(found) < 2:

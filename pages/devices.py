@@ -20,7 +20,7 @@ with st.expander("Register a Pi device", icon=":material/add:", expanded=False):
         try:
             provisioned = device_service.register_device(ctx.store, ctx.settings, name, room)
         except (InvalidInput, StoreError) as error:
-            st.error(ui.literal(str(error)))
+            ui.show_error(error)
         else:
             st.success(f"Registered {ui.literal(provisioned.registration.device.name)}. Copy its env file now: it is shown only once "
                        "(only a hash of the key is stored).")
@@ -63,6 +63,6 @@ if ctx.is_admin and active:
             try:
                 device_service.revoke_device(ctx.store, labels[chosen])
             except StoreError as error:
-                st.error(ui.literal(str(error)))
+                ui.show_error(error)
             else:
                 st.success(f"Revoked {ui.literal(chosen)}: its credentials no longer work. Register a new device for that Pi.")

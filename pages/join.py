@@ -37,6 +37,11 @@ CONSENT_TEXT_BROWSER = """
 - You can stop the camera at any moment with the *Stop* button, or by closing this page.
 """
 
+RELAYED_LINE = ("- **Your clinician sees your video** live on their screen, passed on by the clinic's server for this "
+                "session only (it is not recorded).\n")
+NOT_RELAYED_LINE = ("- Your video is **not shown to your clinician** through this page: the server only analyses it "
+                    "(your clinician may see you in a separate video call).\n")
+
 CONSENT_LABEL = "I have read the above and agree to facial analysis during this session."
 SERVER_FALLBACK_LABEL = "I agree that my camera video is sent to the clinic's server for this analysis (it is not recorded)."
 
@@ -84,7 +89,10 @@ if settings.remote_analysis == "browser" and not fallback_reason:
         fallback_reason = f"this browser cannot run the analysis itself ({browser_patient.unsupported_reason})"
 in_browser = browser_patient is not None and not fallback_reason
 
-st.markdown(CONSENT_TEXT_BROWSER if in_browser else CONSENT_TEXT)
+# Told before consenting, and true: the dashboard relays the video only for a session the clinician started with the
+# relay (app.remote.video_relayed), and this page hands its track to the relay only then.
+relayed = remote.video_relayed(settings, session_id)
+st.markdown(CONSENT_TEXT_BROWSER if in_browser else CONSENT_TEXT + (RELAYED_LINE if relayed else NOT_RELAYED_LINE))
 agreed = st.checkbox(CONSENT_LABEL, key=f"join_consent:{token}")
 if not agreed:
     if stream is not None:
@@ -122,7 +130,8 @@ if in_browser:
 if fallback_reason:
     browser_analysis.report_mode(session_id, "server", fallback_reason)
     st.warning(f"The analysis cannot run in your browser here: {fallback_reason}. It can run on the clinic's server "
-               "instead; your camera video is then sent to that server (it is not recorded).")
+               "instead; your camera video is then sent to that server (it is not recorded)"
+               + (" and shown to your clinician." if relayed else ", and not shown to your clinician."))
     if not st.checkbox(SERVER_FALLBACK_LABEL, key=f"join_server_consent:{token}"):
         st.stop()
 else:
@@ -153,8 +162,8 @@ with video_column:
         video_html_attrs=webrtc_session.PATIENT_VIDEO_ATTRS,
         desired_playing_state=False if ended else None,
     )
-if ctx.state.playing:
-    stream.output_video_track = ctx.output_video_track
+if ctx.state.playing and relayed:
+    stream.output_video_track = ctx.output_video_track  # what the clinician's relay subscribes to
 
 
 @st.fragment(run_every=1.0)

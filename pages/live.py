@@ -62,7 +62,7 @@ def render_join_link() -> None:
 
 if session.mode == "remote" and session.status == "live":
     render_join_link()
-    browser_component.show_clinician_view(session.id, ctx.settings)  # analysis mode; relayed video in server mode
+    browser_component.show_clinician_view(session.id, ctx.settings)  # analysis mode; relayed video only when chosen (server mode)
 
 feeds: dict = st.session_state.setdefault("live_feeds", {})
 keep = quality.is_usable if ctx.settings.exclude_low_quality else None  # the review and the CSV leave out the same
@@ -152,7 +152,7 @@ if session.status == "live":
         try:
             sessions.annotate(ctx.store, session, text)
         except (InvalidInput, StoreError) as error:
-            st.error(ui.literal(str(error)))
+            ui.show_error(error)
 else:
     st.caption("The session has ended: notes are added in the review, at the session time they refer to.")
 for note in ctx.store.list_annotations(session.id):

@@ -51,7 +51,7 @@ with details_tab:
             edited = patients.new_patient(full_name, date_of_birth, diagnosis, in_treatment_since, contact, notes)
             patients.update(ctx.store, patient, edited)
         except (InvalidInput, StoreError) as error:
-            st.error(ui.literal(str(error)))
+            ui.show_error(error)
         else:
             ui.flash("Saved.")
             st.rerun()
@@ -72,7 +72,7 @@ with consent_tab:
         try:
             patients.set_consent(ctx.store, patient.id, given, scope, on)
         except (InvalidInput, StoreError) as error:
-            st.error(ui.literal(str(error)))
+            ui.show_error(error)
         else:
             ui.flash("Consent recorded." if given else "Consent withdrawal recorded.")
             st.rerun()
@@ -88,7 +88,7 @@ with record_tab:
         try:
             patients.add_record(ctx.store, patient.id, entry_date, kind, text)
         except (InvalidInput, StoreError) as error:
-            st.error(ui.literal(str(error)))
+            ui.show_error(error)
         else:
             ui.flash("Entry added.")
             st.rerun()

@@ -47,7 +47,7 @@ with st.expander("New patient", expanded=not found and not search, icon=":materi
                 consent_scope=scope,
             )
         except (InvalidInput, StoreError) as error:
-            st.error(ui.literal(str(error)))
+            ui.show_error(error)
         else:
             ui.flash(f"Created {created.full_name}.")
             st.switch_page("pages/patient.py", query_params={"id": str(created.id)})

@@ -3,27 +3,13 @@
 import streamlit as st
 
 from app import charts, clinical_ui, clock, context, progress, ui
-from store.errors import NotFound
 
 ctx = context.require_clinician()
 tz = clock.clinician_time_zone(ctx.store, ctx.settings.default_time_zone)  # times in the clinician's zone
 st.title("Progress")
 ui.disclaimer()
 
-patients = ctx.store.list_patients(include_archived=True)
-if not patients:
-    st.info("No patients yet.")
-    st.stop()
-ids = [p.id for p in patients]
-by_id = {p.id: p for p in patients}
-wanted = ui.query_uuid("patient")
-patient_id = st.selectbox("Patient", ids, index=ids.index(wanted) if wanted in ids else 0, format_func=lambda i: ui.patient_label(by_id[i]), key="progress_patient")
-st.query_params["patient"] = str(patient_id)
-try:
-    patient = ctx.store.get_patient(patient_id)
-except NotFound:
-    st.error("This patient does not exist or is not one of yours.")
-    st.stop()
+patient = ui.patient_picker(ctx.store, key="progress_patient")
 
 result = progress.patient_progress(ctx.store, patient.id)
 if result.sessions == 0:

@@ -4,7 +4,7 @@ baseline, and the exports (CSV of readings, printable HTML report)."""
 import pandas as pd
 import streamlit as st
 
-from app import clinical_ui, clock, context, marker_ui, review, ui
+from app import clinical_exports, clinical_ui, clock, context, marker_ui, review, ui
 from store.errors import InvalidInput, NotFound, StoreError
 
 ctx = context.require_clinician()
@@ -115,11 +115,12 @@ with st.form("review_note", clear_on_submit=True):
             ui.flash("Note added.")
             st.rerun()
         except (ValueError, InvalidInput, StoreError) as error:
-            st.error(ui.literal(str(error)))
+            ui.show_error(error)
 
 st.subheader("Export")
 csv_col, report_col = st.columns(2)
 store, clinician = ctx.store, ctx.clinician
+reaction_windows = clinical_ui.reaction_windows(ctx.settings)
 # Generated (and audited) only when clicked: the callables run when the clinician downloads.
 csv_col.download_button(
     "Readings (CSV)",
@@ -132,12 +133,13 @@ csv_col.download_button(
 )
 report_col.download_button(
     "Printable report (HTML)",
-    data=lambda: review.report(store, result, patient, clinician, tz),
+    data=lambda: clinical_exports.html_report(store, result, patient, clinician, *reaction_windows, tz),
     file_name=f"{review.exports.export_file_name(patient, session, 'html')}",
     mime="text/html",
     icon=":material/print:",
     key="download_report",
     on_click="ignore",
 )
-st.caption("Open the report in a browser and print it (or save it as PDF).")
-clinical_ui.export_buttons(store, result, patient, clinician, ctx.settings)  # issue 15: PDF, FHIR, detailed CSVs
+st.caption("Open the report in a browser and print it (or save it as PDF); its charts are drawn on the server, so it "
+           "stays small and runs no script.")
+clinical_ui.export_buttons(store, result, patient, clinician, ctx.settings, tz)  # issue 15: PDF, FHIR, detailed CSVs

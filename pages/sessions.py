@@ -54,18 +54,25 @@ else:
                 try:
                     session = sessions.start_in_person(ctx.store, patient, device_id)
                 except (InvalidInput, PermissionDenied, StoreError) as error:
-                    st.error(ui.literal(str(error)))
+                    ui.show_error(error)
                 else:
                     ui.flash(f"Session started for {patient.full_name}: the camera starts recording within a few seconds.")
                     st.switch_page("pages/live.py", query_params={"session": str(session.id)})
 
     elif mode == "remote":
         hours = st.select_slider("The link expires after", options=[1, 2, 4, 8, 24], value=2, format_func=lambda h: f"{h} h")
+        relay_video = False
+        if ctx.settings.remote_video_relay:  # REMOTE_VIDEO_RELAY=on: an explicit, unticked choice per session
+            relay_video = st.checkbox(links.RELAY_CHOICE_LABEL, value=False, key="start_relay_video")
+            st.caption(links.RELAY_CHOICE_HELP)
+        else:
+            st.caption(links.NO_RELAY_CAPTION)
         if st.button("Start remote session", type="primary", icon=":material/videocam:"):
             try:
-                started = links.start_remote(ctx.store, ctx.settings, patient, ttl=timedelta(hours=hours))
+                started = links.start_remote(ctx.store, ctx.settings, patient, ttl=timedelta(hours=hours),
+                                             relay_video=relay_video)
             except (InvalidInput, PermissionDenied, StoreError) as error:
-                st.error(ui.literal(str(error)))
+                ui.show_error(error)
             else:
                 # The plain token exists only now: keep the link in this browser session to show it on the dashboard.
                 st.session_state.setdefault("join_links", {})[str(started.session.id)] = started.link
@@ -103,7 +110,7 @@ else:
                                                    on_progress=lambda f, m: bar.progress(f, text=m), recorded_at=recorded_at)
                 except (ValueError, RuntimeError, OSError, MemoryError, StoreError) as error:  # bad file, model missing, database down
                     bar.empty()
-                    st.error(ui.literal(uploads.video_error_message(error)))  # the user's terms; the details go to the server log
+                    ui.show_error(uploads.video_error_message(error))  # the user's terms; the details go to the server log
                 else:
                     bar.progress(1.0, text="Done")
                     ui.flash(f"Analysed {ui.format_duration(result.duration_s)} of video: {result.readings} readings saved.")
@@ -136,7 +143,7 @@ with st.expander("Your time zone"):
         try:
             ctx.store.set_time_zone(chosen)
         except (InvalidInput, StoreError) as error:
-            st.error(ui.literal(str(error)))
+            ui.show_error(error)
         else:
             ui.flash(f"Times are now shown in {chosen}.")
             st.rerun()

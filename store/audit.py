@@ -1,19 +1,29 @@
-"""Checking the audit log's hash chain: `python -m store.audit verify --database-url ADMIN_URL` (or the Audit page).
+"""Checking the audit log's hash chain: `python -m store.audit verify --database-url ADMIN_URL` (nightly), or *Verify now*
+on the Audit page.
 
 Every audit row carries prev_hash (the row_hash of the row before it in the chain) and row_hash (sha256 of its own fields;
 20261202010300_audit_chain.sql). This recomputes every hash here, in Python, independently of the database's functions, and
 reports the first row that does not match: an edited row breaks its own hash; a deleted, inserted or reordered row breaks
 the link of the row after it. Deleting rows at the very end leaves no broken link; compare the printed head (last position
 and hash) with one kept elsewhere, e.g. `--expect-head POS:HASH` from an earlier run.
+
+Each verification's result is also recorded, with its time, in `<PSYA_DATA_DIR>/audit-verification.json` (keyed by the
+chain's first row hash, so results of different databases never mix): the Audit page shows the last one instead of
+walking the whole chain on every load. The record is a convenience, not evidence: the chain itself is the evidence, and
+a broken chain is found again by the next verification.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import os
 import sys
-from dataclasses import dataclass
-from datetime import timezone
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 
 from store.api import Store
 from store.errors import StoreError
@@ -96,6 +106,52 @@ def verify_chain(store: Store, expect_head: str | None = None) -> ChainReport:
     return report
 
 
+# --- the last verification, recorded for the Audit page ----------------------------------------------------------------
+
+VERIFICATION_FILE = "audit-verification.json"
+
+
+@dataclass(frozen=True)
+class VerificationRecord:
+    verified_at: datetime
+    by: str  # "Audit page (<who>)" or "python -m store.audit verify"
+    rows: int
+    intact: bool
+    summary: str  # ChainReport.summary
+    head_pos: int | None
+    seconds: float  # how long the walk took
+
+
+def chain_id(store: Store) -> str:
+    """Which chain this is: its first row's hash (unique per database: it covers the row's time), "empty" before any."""
+    first = store.audit_chain(after=0, limit=1)
+    return (first[0].row_hash or "") if first else "empty"
+
+
+def record_verification(path: Path, chain: str, record: VerificationRecord) -> None:
+    """Keep `record` as the last verification of `chain` in the JSON file at `path` (written atomically)."""
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+        known = known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    known[chain] = {**asdict(record), "verified_at": record.verified_at.isoformat()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".audit-verification-")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(known, out, indent=1)
+    os.replace(temporary, path)
+
+
+def last_verification(path: Path, chain: str) -> VerificationRecord | None:
+    """The last recorded verification of `chain`, or None (none yet, or an unreadable file)."""
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))[chain]
+        return VerificationRecord(**{**entry, "verified_at": datetime.fromisoformat(entry["verified_at"])})
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m store.audit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,22 +159,35 @@ def main(argv: list[str] | None = None) -> int:
     verify = commands.add_parser("verify", help="recompute the audit log's hash chain; exit 1 at the first broken link")
     verify.add_argument("--database-url", help="admin URL; default: the app's settings (DATABASE_URL, or embedded)")
     verify.add_argument("--expect-head", metavar="POS:HASH", help="a head printed by an earlier run, to detect a cut tail")
+    verify.add_argument("--no-record", action="store_true",
+                        help=f"do not record the result in <PSYA_DATA_DIR>/{VERIFICATION_FILE} (shown on the Audit page)")
     args = parser.parse_args(argv)
 
     from settings import Settings
     from store import open_store
     from store.postgres import PostgresStore
 
+    settings = Settings.load()
     try:
-        store = PostgresStore.connect(args.database_url, max_size=1) if args.database_url else open_store(Settings.load())
+        store = PostgresStore.connect(args.database_url, max_size=1) if args.database_url else open_store(settings)
         try:
+            started = datetime.now(timezone.utc)
             report = verify_chain(store, args.expect_head)
+            finished = datetime.now(timezone.utc)
+            chain = chain_id(store)
         finally:
             store.close()
     except (StoreError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(report.summary)
+    if not args.no_record:
+        record = VerificationRecord(finished, "python -m store.audit verify", report.rows, report.intact, report.summary,
+                                    report.head_pos, (finished - started).total_seconds())
+        try:
+            record_verification(settings.data_dir / VERIFICATION_FILE, chain, record)
+        except OSError as error:  # the check itself succeeded; only the note for the Audit page failed
+            print(f"warning: could not record the result for the Audit page: {error}", file=sys.stderr)
     return 0 if report.intact else 1
 
 

@@ -36,7 +36,6 @@ def test_the_audit_page_names_people_and_patients_and_collapses_repeated_views(n
     at, _ = admin_app(new_app, system_store)
     at = open_page(at, "pages/audit.py")
     assert not at.exception, at.exception
-    assert "audit chain intact" in page_text(at)
     frame = at.dataframe[0].value
     views = frame[(frame["Action"] == "view") & (frame["Which"] == "Lucía Fernández")]
     assert list(views["Times"]) == [3]  # three views in a row: one line
@@ -52,7 +51,44 @@ def test_the_audit_page_reports_a_broken_chain(new_app, system_store, clinician_
         owner.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_update_or_delete")
     at, _ = admin_app(new_app, system_store)
     at = open_page(at, "pages/audit.py")
+    next(b for b in at.button if b.label == "Verify now").click().run()
+    assert not at.exception, at.exception
     assert "audit chain BROKEN at position 1" in page_text(at)
+    assert "audit chain BROKEN at position 1" in at.run().error[0].value.replace("\\", "")  # kept for the next load
+
+
+def test_the_audit_page_shows_the_last_verification_and_walks_the_chain_only_when_asked(
+        new_app, system_store, clinician_store, monkeypatch):
+    consenting_patient(clinician_store, "Irene Sanz")
+    walks = []
+    real_verify = audit_service.verify_chain
+    monkeypatch.setattr(audit_service, "verify_chain", lambda store: walks.append(1) or real_verify(store))
+    at, admin = admin_app(new_app, system_store)
+    at = open_page(at, "pages/audit.py")
+    assert not at.exception, at.exception
+    assert "has not been verified yet" in page_text(at) and walks == []  # loading the page walks nothing
+
+    next(b for b in at.button if b.label == "Verify now").click().run()
+    assert walks == [1]
+    [shown] = at.success
+    text = page_text(at)
+    assert "audit chain intact:" in text and f"by Audit page ({admin.username})" in text and "Last verified 20" in text
+    clinician_store.get_patient(clinician_store.list_patients()[0].id)  # one more audited event
+    at = open_page(at, "pages/audit.py")
+    assert walks == [1]  # the next load shows the recorded result
+    assert "audit chain intact:" in page_text(at) and "rows appended since" in page_text(at)
+
+
+def test_the_nightly_command_records_its_result_for_the_page(new_app, system_store, clinician_store, database_url,
+                                                             app_env, capsys):
+    from store import audit as chain_audit
+
+    consenting_patient(clinician_store, "Olga Ruiz")
+    assert chain_audit.main(["verify", "--database-url", database_url]) == 0
+    assert "audit chain intact" in capsys.readouterr().out
+    at, _ = admin_app(new_app, system_store)
+    at = open_page(at, "pages/audit.py")
+    assert "by python -m store.audit verify" in page_text(at) and "audit chain intact:" in page_text(at)
 
 
 def test_collapse_keeps_runs_apart_when_something_happens_in_between(system_store, clinician_store, admin_store):

@@ -241,6 +241,24 @@ def test_remote_analysis_defaults_to_browser_and_accepts_server():
         Settings.load(environ={"REMOTE_ANALYSIS": "cloud"})
 
 
+def test_the_video_relay_is_off_by_default_and_takes_only_on_or_off():
+    assert Settings.load(environ={}, secrets_file=None).remote_video_relay is False
+    assert Settings.load(environ={"REMOTE_VIDEO_RELAY": "on"}).remote_video_relay is True
+    assert Settings.load(environ={"REMOTE_VIDEO_RELAY": "Off"}).remote_video_relay is False
+    with pytest.raises(ValueError, match="REMOTE_VIDEO_RELAY must be on or off"):
+        Settings.load(environ={"REMOTE_VIDEO_RELAY": "sometimes"})
+
+
+def test_a_session_is_relayed_only_when_chosen_and_the_setting_allows_it():
+    allowed, forbidden = Settings(remote_video_relay=True), Settings()
+    chosen, not_chosen, refused = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    assert remote.choose_video_relay(allowed, chosen, True) is True
+    assert remote.choose_video_relay(allowed, not_chosen, False) is False
+    assert remote.choose_video_relay(forbidden, refused, True) is False
+    assert remote.video_relayed(allowed, chosen) and not remote.video_relayed(forbidden, chosen)
+    assert not remote.video_relayed(allowed, not_chosen) and not remote.video_relayed(allowed, refused)
+
+
 def test_the_dashboard_says_which_mode_a_session_runs_in():
     settings = Settings()
     session_id = uuid.uuid4()
@@ -251,6 +269,8 @@ def test_the_dashboard_says_which_mode_a_session_runs_in():
     browser_analysis.report_mode(session_id, "server", "the patient's browser cannot run the model (no WebAssembly)")
     caption = browser_analysis.mode_caption(settings, session_id, 0)
     assert "on this server" in caption and "no WebAssembly" in caption
+    assert "no video is relayed to this dashboard" in caption and "usual video call" in caption
+    assert "relayed to this dashboard (you chose" in browser_analysis.mode_caption(settings, session_id, 0, relayed=True)
 
 
 def test_the_server_counts_the_video_frames_it_receives_per_session():

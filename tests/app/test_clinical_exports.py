@@ -66,4 +66,5 @@ def test_the_review_page_offers_the_new_exports(signed_in_app, clinician_store, 
     assert not at.exception
     labels = [d.label for d in at.get("download_button")]
     assert {"Report (PDF)", "FHIR R4 bundle (JSON)", "Readings with face box, flags, markers (CSV)", "Markers (CSV)",
-            "Printable report, small (HTML)"} <= set(labels)
+            "Printable report (HTML)"} <= set(labels)
+    assert "Printable report, small (HTML)" not in labels  # one printable report (app.report_pdf), not two

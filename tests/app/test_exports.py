@@ -1,11 +1,12 @@
-"""Exports: the readings CSV and the printable HTML report, built from a real session in PostgreSQL; both are audited."""
+"""Exports: the readings CSV and the printable HTML report (app.report_pdf, the only one), built from a real session in
+PostgreSQL; both are audited."""
 
 from __future__ import annotations
 
 import csv
 import io
 
-from app import review
+from app import clinical_exports, review
 from fer.labels import LABELS
 from tests.app.helpers import consenting_patient, recorded_session
 
@@ -28,12 +29,13 @@ def test_the_report_is_self_contained_escaped_and_carries_the_notice(clinician_s
     session = recorded_session(clinician_store, store_factory, patient, ["neutral"] * 70 + ["fear"] * 20)
     clinician_store.add_annotation(session.id, session.started_at, "mentioned <b>nightmares</b>")
     result = review.build(clinician_store, session, baseline_source="first_minute")
-    html = review.report(clinician_store, result, patient, clinician)
+    html = clinical_exports.html_report(clinician_store, result, patient, clinician)
     assert "Decision support, not a diagnosis" in html
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; Ortega" in html
     assert "PTSD &amp; insomnia" in html and "mentioned &lt;b&gt;nightmares&lt;/b&gt;" in html
-    assert 'src="https://cdn.plot.ly' not in html and html.count("Plotly.newPlot") == 3  # timeline, distribution, baseline
-    assert "Most frequent emotion</th><td>neutral" in html
+    assert "<script" not in html.lower() and "plotly" not in html.lower()  # charts drawn on the server
+    assert html.count("<svg") == 3 and "Change against the baseline (first 60 s of this session)" in html  # timeline, distribution, baseline
+    assert "Most frequent expression</th><td>neutral" in html and "@media print" in html
     assert ("export_report", "session", str(session.id)) in {(e.action, e.entity, e.entity_id) for e in admin_store.list_audit()}
 
 
@@ -42,5 +44,5 @@ def test_a_report_with_a_first_minute_baseline_of_a_40_second_session_says_it_ca
     session = recorded_session(clinician_store, store_factory, patient, ["neutral"] * 30 + ["fear"] * 10)
     result = review.build(clinician_store, session, baseline_source="first_minute")
     assert result.baseline is None and "the readings cover only 39 s" in result.baseline_problem
-    html = review.report(clinician_store, result, patient, clinician)
-    assert "No first-minute baseline" in html and html.count("Plotly.newPlot") == 2  # no baseline chart of zeros
+    html = clinical_exports.html_report(clinician_store, result, patient, clinician)
+    assert "No first-minute baseline" in html and html.count("<svg") == 2  # no baseline chart of zeros

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from app import ui
 from app.remote import JOIN_PAGE_PATH
 from fer.labels import LABELS
 from store.api import Actor
@@ -252,3 +253,20 @@ def test_registering_a_device_shows_its_key_once(signed_in_app, clinician_store,
     at.run()
     assert not at.code  # the key is not shown again
     assert list(at.dataframe[0].value["Status"]) == ["offline"]
+
+
+def test_progress_and_compare_pick_the_patient_of_the_link_with_the_same_picker(signed_in_app, clinician_store):
+    at = open_page(signed_in_app, "pages/progress.py")
+    assert [i.value for i in at.info] == ["No patients yet."]
+    at = open_page(at, "pages/compare.py")
+    assert [i.value for i in at.info] == ["No patients yet."]
+    first = consenting_patient(clinician_store, "Ana Primera")
+    second = consenting_patient(clinician_store, "Bea Segunda")
+    for page, key in (("pages/progress.py", "progress_patient"), ("pages/compare.py", "compare_patient")):
+        at = open_page(signed_in_app, page, patient=second.id)
+        assert not at.exception, at.exception
+        picker = at.selectbox(key=key)
+        assert picker.label == "Patient" and picker.value == second.id
+        assert set(picker.options) == {ui.patient_label(first), ui.patient_label(second)}
+        picker.set_value(first.id).run()
+        assert at.query_params["patient"] == str(first.id)  # written back: the page can be linked

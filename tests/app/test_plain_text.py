@@ -86,3 +86,23 @@ def test_flash_messages_quoting_a_name_render_literally(new_app, signed_in_app):
     assert_all_literal(at)
     assert f"Created {EVIL}." in page_text(at)
     assert visible_text(at.title[0].value) == EVIL
+
+
+def test_errors_shown_by_the_helper_render_literally_and_pages_use_only_it():
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        from app import ui
+        from store.errors import InvalidInput
+
+        ui.show_error(InvalidInput("A patient named [x](http://evil) ![t](http://evil/p.png) <img src=x> exists."))
+
+    at = AppTest.from_function(script).run()
+    [error] = at.error
+    assert html_tags(error.value) <= {"p", "br"}
+    assert visible_text(error.value) == f"A patient named {EVIL} exists."
+    root = Path(__file__).resolve().parents[2]
+    for path in [*root.joinpath("pages").glob("*.py"), *root.joinpath("app").glob("*.py")]:
+        assert "st.error(ui.literal(" not in path.read_text(), f"{path.name}: use ui.show_error"

@@ -4,6 +4,7 @@ consent before the camera."""
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import parse_qs, urlparse
 
 from app.remote import INVALID_LINK_MESSAGE
 from store.models import NewPatient
@@ -55,3 +56,24 @@ def test_a_valid_link_asks_for_consent_before_any_camera(new_app, clinician_stor
     assert not at.checkbox[0].value
     assert any("Tick the box" in i.value for i in at.info)
     assert "No video or picture of you is recorded" in " ".join(m.value for m in at.markdown)
+
+
+def test_in_server_mode_the_join_page_says_truthfully_whether_the_clinician_sees_the_video(new_app, clinician_store,
+                                                                                          monkeypatch):
+    from app import links
+    from settings import Settings
+
+    monkeypatch.setenv("REMOTE_ANALYSIS", "server")
+    monkeypatch.setenv("REMOTE_VIDEO_RELAY", "on")
+    join = start_remote(clinician_store)
+    text = " ".join(m.value for m in open_join_page(new_app, join.token).markdown)
+    assert "not shown to your clinician" in text and "Your clinician sees your video" not in text
+    clinician_store.end_session(join.session.id)
+
+    from tests.app.helpers import consenting_patient
+
+    patient = consenting_patient(clinician_store, "Relayed Page Patient")
+    started = links.start_remote(clinician_store, Settings.load(), patient, relay_video=True)
+    token = parse_qs(urlparse(started.link).query)["token"][0]
+    text = " ".join(m.value for m in open_join_page(new_app, token).markdown)
+    assert "Your clinician sees your video" in text and "not shown to your clinician" not in text

@@ -4,6 +4,7 @@ PNG by pdftoppm or pypdfium2), and the printable HTML is small, script-free and 
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 import uuid
@@ -113,3 +114,48 @@ def test_the_printable_html_is_small_script_free_and_escaped():
     assert page.count("<svg") == 2
     assert "&lt;b&gt;the loss&lt;/b&gt;" in page and "<b>the loss</b>" not in page
     assert "Íñigo Martínez" in page and "calm start" in page and "Decision support, not a diagnosis" in page
+
+
+def test_the_printable_html_of_a_one_hour_session_stays_small_and_keeps_every_table_row():
+    """An hour at 2 readings/s (7,200 readings), varied, with 40 markers and 20 notes: the charts draw at most
+    report_pdf.CHART_POINTS points per line, the tables keep every marker and note."""
+    import numpy as np
+
+    rng = np.random.default_rng(15)
+    count = 7200
+    probabilities = rng.dirichlet(np.ones(len(LABELS)), count)
+    frame = pd.DataFrame({"captured_at": [pd.Timestamp(START + timedelta(seconds=i / 2)) for i in range(count)],
+                          "t": np.arange(count) / 2})
+    for index, label in enumerate(LABELS):
+        frame[label] = probabilities[:, index]
+    frame["dominant"] = [LABELS[i] for i in probabilities.argmax(axis=1)]
+    session = Session(SESSION.id, PATIENT.id, CLINICIAN.id, "in_person", "ended", SESSION.device_id, START,
+                      START + timedelta(hours=1))
+    markers = [Marker(uuid.uuid4(), SESSION.id, START + timedelta(seconds=90 * i), "topic: family", f"marker {i}",
+                      CLINICIAN.id) for i in range(40)]
+    notes = [Annotation(uuid.uuid4(), SESSION.id, START + timedelta(seconds=170 * i), f"note {i}", CLINICIAN.id)
+             for i in range(20)]
+    page = report_pdf.session_report_html(synthetic_content(frame=frame, session=session, markers=markers,
+                                                            annotations=notes, tz="Europe/Madrid"))
+    assert len(page.encode()) < 300_000, len(page.encode())
+    assert "<script" not in page.lower() and page.count("<svg") == 2
+    assert all(f"marker {i}<" in page for i in range(40)) and all(f"note {i}<" in page for i in range(20))
+    assert "7200 over 59:60" not in page and "7200 over 1:00:00" in page and "2026-12-02 11:00:00-12:00:00 CET" in page  # the clinician's zone
+
+
+def test_hostile_text_from_the_database_is_escaped_everywhere_in_the_html_including_the_charts():
+    hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>&"
+    patient = Patient(PATIENT.id, CLINICIAN.id, hostile, diagnosis=hostile)
+    clinician = Clinician(CLINICIAN.id, "drx", hostile, "clinician", "")
+    markers = [Marker(uuid.uuid4(), SESSION.id, START + timedelta(seconds=30), hostile, hostile, CLINICIAN.id)]
+    notes = [Annotation(uuid.uuid4(), SESSION.id, START + timedelta(seconds=5), hostile, CLINICIAN.id)]
+    page = report_pdf.session_report_html(synthetic_content(patient=patient, clinician=clinician, markers=markers,
+                                                            annotations=notes))
+    lowered = page.lower()
+    assert "<script" not in lowered and "<img" not in lowered
+    assert re.search(r"<[^>]*onerror", page) is None  # no tag carries the handler: it is only ever escaped text
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;&amp;"
+    # name, diagnosis, clinician, marker type and text, note; and the marker type drawn on the timeline (SVG text)
+    assert page.count(escaped) >= 6
+    svg = page[page.index("<svg"):page.index("</svg>")]
+    assert "&lt;script&gt;" in svg

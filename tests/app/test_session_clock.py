@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app import clock, review
+from app import clinical_exports, clock, review
 from store.errors import InvalidInput
 from store.models import Session
 from tests.app.conftest import open_page, page_text
@@ -140,7 +140,8 @@ def test_a_clinician_chooses_a_time_zone_and_the_pages_and_report_use_it(signed_
     expected = clock.format_span(session.started_at, session.ended_at, "Europe/Madrid")
     assert expected.endswith(" CET") and expected[10] == " " and expected.count(":") == 4  # date, two times with seconds
     assert any(expected in link.label for link in at.get("page_link"))
-    html = review.report(clinician_store, review.build(clinician_store, session), patient, clinician, tz="Europe/Madrid")
+    html = clinical_exports.html_report(clinician_store, review.build(clinician_store, session), patient, clinician,
+                                        tz="Europe/Madrid")
     assert expected in html and "UTC to" not in html
 
 

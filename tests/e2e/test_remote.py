@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from app.links import RELAY_CHOICE_LABEL
 from app.remote import INVALID_LINK_MESSAGE, join_link
 from settings import Settings
 from store.errors import InvalidToken, SessionNotLive
@@ -31,6 +32,7 @@ from store.models import NewPatient, Reading, RemoteJoin
 from store.validation import LATE_READING_TOLERANCE
 from tests.conftest import SHARED_DIR
 from tests.e2e.clinic_harness import CHROMIUM, CHROMIUM_ARGS, PROJECT_ROOT
+from tests.e2e.clinic_harness import goto as ui_goto
 from tests.e2e.fixtures_video import PATIENT_FACE_BOXES, FaceVideo, make_face_video, model_for_tests, pick_face_images
 from tests.ports import reserve_port
 
@@ -43,6 +45,7 @@ CLINICIAN_PASSWORD = "remote-test-pw-42"
 # Generous deadlines: several Chromiums, WebRTC and the model share 2 cores with training and other test runs here. A test
 # that works finishes long before them; they only bound how long a broken one hangs.
 UI_TIMEOUT_MS = 120_000
+RELAY_REFRESH_MS = 2_000  # app.webrtc_session.RELAY_REFRESH_S
 NAVIGATION_TIMEOUT_MS = 300_000
 
 
@@ -83,8 +86,15 @@ def remote_analysis() -> str:
 
 
 @pytest.fixture
+def video_relay() -> str:
+    """REMOTE_VIDEO_RELAY for the app process: on, so the Sessions page offers the relay; each session still relays
+    only when the clinician ticks it (the first test does, the three-patient test's sessions do not)."""
+    return "on"
+
+
+@pytest.fixture
 def app_server(tmp_path: Path, database_url: str, model_env: dict[str, str], chromium_path,
-               remote_analysis: str) -> Iterator[RunningApp]:
+               remote_analysis: str, video_relay: str) -> Iterator[RunningApp]:
     """`streamlit run streamlit_app.py` on a free port against a fresh database; stopped at the end."""
     port = reserve_port()
     url = f"http://127.0.0.1:{port}"
@@ -97,6 +107,7 @@ def app_server(tmp_path: Path, database_url: str, model_env: dict[str, str], chr
         "ICE_SERVERS": "[]",
         "REMOTE_ANALYSIS_FPS": "4",
         "REMOTE_ANALYSIS": remote_analysis,
+        "REMOTE_VIDEO_RELAY": video_relay,
         "COOKIE_KEY": uuid.uuid4().hex,
         "PYTHONPATH": str(PROJECT_ROOT),
         **model_env,
@@ -123,7 +134,7 @@ def app_server(tmp_path: Path, database_url: str, model_env: dict[str, str], chr
 
 
 _SETTING_NAMES = {"DATABASE_URL", "PSYA_DATA_DIR", "PUBLIC_BASE_URL", "ICE_SERVERS", "REMOTE_ANALYSIS_FPS", "REMOTE_ANALYSIS",
-                  "FER_MODEL_PATH", "COOKIE_KEY"}
+                  "REMOTE_VIDEO_RELAY", "FER_MODEL_PATH", "COOKIE_KEY"}
 
 
 def _wait_for_health(url: str, process: subprocess.Popen, log_path: Path, timeout: float = 180.0) -> None:
@@ -277,8 +288,9 @@ def log_in(page, app_url: str) -> None:
     page.get_by_role("button", name="Log out").wait_for(timeout=UI_TIMEOUT_MS)
 
 
-def start_remote_session_in_ui(page, app_url: str) -> str:
-    """On the Sessions page: choose remote mode, start; the live dashboard then shows the join link. Returns it."""
+def start_remote_session_in_ui(page, app_url: str, relay_video: bool = False) -> str:
+    """On the Sessions page: choose remote mode (ticking the video relay when `relay_video`), start; the live dashboard
+    then shows the join link. Returns it."""
     # Navigate inside the app (no reload): a reload starts a new Streamlit session that must first restore the login
     # from the cookie, and until then only the login page exists.
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Sessions", exact=True).click()
@@ -286,6 +298,11 @@ def start_remote_session_in_ui(page, app_url: str) -> str:
     wait_until_idle(page)
     page.get_by_text("Remote (patient's browser)").click()
     wait_until_idle(page)
+    if relay_video:
+        page.get_by_text(RELAY_CHOICE_LABEL).click()
+        page.get_by_role("checkbox", name=RELAY_CHOICE_LABEL).wait_for(timeout=UI_TIMEOUT_MS)
+        wait_until_idle(page)
+        assert page.get_by_role("checkbox", name=RELAY_CHOICE_LABEL).is_checked()
     page.get_by_role("button", name="Start remote session").click()
     code = page.locator('[data-testid="stCode"]').filter(has_text="/join?token=")
     code.wait_for(timeout=UI_TIMEOUT_MS)
@@ -332,11 +349,12 @@ def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
         clinician_context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
         clinician_page = clinician_context.new_page()
         log_in(clinician_page, app_server.url)
-        link = start_remote_session_in_ui(clinician_page, app_server.url)
+        link = start_remote_session_in_ui(clinician_page, app_server.url, relay_video=True)  # the relay, explicitly
         session = app_clinician_store.list_sessions(patient_id=patient.id, status="live")[0]
         assert session.mode == "remote"
 
         page = join_as_patient(browser, link)
+        assert "Your clinician sees your video" in page.inner_text("body")  # told before the camera starts
         started = time.monotonic()
         first = wait_for_readings(app_clinician_store, session.id, 1, timeout=180)
         time_to_first = time.monotonic() - started
@@ -356,7 +374,10 @@ def test_a_patient_joins_by_link_and_readings_reach_the_clinicians_dashboard(
         while dashboard_reading_count(clinician_page) < len(readings) and time.monotonic() < deadline:
             clinician_page.wait_for_timeout(250)
         assert dashboard_reading_count(clinician_page) >= len(readings)
-        # Beside the chart, the clinician sees the patient's camera, relayed by the server (a playing <video>).
+        # Beside the chart, the clinician who chose the relay sees the patient's camera, relayed by the server (a
+        # playing <video>).
+        clinician_page.get_by_text(re.compile("relayed to this dashboard \\(you chose the relay")).first.wait_for(
+            timeout=UI_TIMEOUT_MS)
         wait_for_playing_video(clinician_page)
         clinician_page.screenshot(path=str(tmp_path / "clinician-dashboard.png"), full_page=True)
 
@@ -395,11 +416,27 @@ def test_three_patients_at_once_each_reading_lands_in_its_own_session(
     session_ids = [join.session.id for _, join in patients]
     watcher = ReadingWatcher(app_clinician_store, session_ids)
     started: dict[uuid.UUID, float] = {}
+    patient_pages = []
     try:
         for browser, (_, join) in zip(browsers, patients):
-            join_as_patient(browser, join_link(app_server.settings, join.token))
+            patient_pages.append(join_as_patient(browser, join_link(app_server.settings, join.token)))
             started[join.session.id] = time.monotonic()
         per_session = watcher.wait(at_least=5, timeout=300)  # generous: three Chromiums and WebRTC on 2 busy cores
+        # These sessions were started without the relay (the default, though REMOTE_VIDEO_RELAY=on allows it): each
+        # patient was told so, and the clinician's dashboard of a streaming session says so and plays no video.
+        assert all("not shown to your clinician" in p.inner_text("body") for p in patient_pages)
+        clinician_page = browsers[0].new_context().new_page()
+        clinician_page.context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
+        log_in(clinician_page, app_server.url)
+        ui_goto(clinician_page, f"{app_server.url}/live?session={session_ids[0]}")
+        clinician_page.get_by_text(re.compile("no video is relayed to this dashboard")).first.wait_for(timeout=UI_TIMEOUT_MS)
+        deadline = time.monotonic() + 60
+        while dashboard_reading_count(clinician_page) == 0 and time.monotonic() < deadline:
+            clinician_page.wait_for_timeout(250)
+        assert dashboard_reading_count(clinician_page) > 0  # the server analyses the video it shows no one
+        clinician_page.wait_for_timeout(2 * RELAY_REFRESH_MS)  # a relay would have appeared by its next refresh
+        assert clinician_page.locator(WEBRTC_IFRAME).count() == 0 and clinician_page.locator("video").count() == 0
+        assert not any("streamlit_webrtc" in frame.url for frame in clinician_page.frames)
     finally:
         watcher.stop()
         for browser in browsers:

@@ -115,7 +115,11 @@ def test_a_cut_tail_is_caught_with_a_head_kept_from_an_earlier_run(world, owner)
     assert not verify_chain(world.system, expect_head=f"{head.head_pos}:{head.head_hash}").intact  # ...but the head is gone
 
 
-def test_the_verify_command_prints_the_result_and_exits_non_zero_when_broken(world, owner, database_url):
+def test_the_verify_command_prints_the_result_and_exits_non_zero_when_broken(world, owner, database_url, tmp_path,
+                                                                            monkeypatch):
+    from store.audit import VERIFICATION_FILE, chain_id, last_verification
+
+    monkeypatch.setenv("PSYA_DATA_DIR", str(tmp_path))  # where it records the result for the Audit page
     some_history(world)
     out = io.StringIO()
     with redirect_stdout(out):
@@ -127,6 +131,13 @@ def test_the_verify_command_prints_the_result_and_exits_non_zero_when_broken(wor
     with redirect_stdout(out):
         assert audit_main(["verify", "--database-url", database_url]) == 1
     assert f"BROKEN at position {events[1].chain_pos}" in out.getvalue()
+    recorded = last_verification(tmp_path / VERIFICATION_FILE, chain_id(world.system))
+    assert recorded is not None and not recorded.intact and recorded.by == "python -m store.audit verify"
+    assert f"BROKEN at position {events[1].chain_pos}" in recorded.summary
+    assert last_verification(tmp_path / VERIFICATION_FILE, "another database's chain") is None
+    with redirect_stdout(io.StringIO()):
+        assert audit_main(["verify", "--database-url", database_url, "--no-record"]) == 1
+    assert last_verification(tmp_path / VERIFICATION_FILE, chain_id(world.system)) == recorded  # untouched
 
 
 def test_a_clinician_opening_another_clinicians_patient_is_audited(world):
