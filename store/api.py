@@ -203,8 +203,11 @@ class Store(MarkerStore, ABC):
         """System or device actor, also over a device's own credentials. PermissionDenied on a wrong id or key."""
 
     @abstractmethod
-    def heartbeat(self) -> None:
-        """Device actor: stamp last_heartbeat = now."""
+    def heartbeat(self, clock_offset: timedelta | None = None) -> datetime:
+        """Device actor: stamp last_heartbeat = now, store `clock_offset` (the device's last measured offset, database
+        time - device time; None keeps the stored one) and return the database's clock at the moment of the call, which
+        the agent measures its offset against (pi_agent/clock.py). InvalidInput for an offset beyond
+        validation.CLOCK_OFFSET_LIMIT."""
 
     @abstractmethod
     def live_session_for_device(self) -> Session | None:
