@@ -213,8 +213,9 @@ class SyncWorker:
         sample = self.clock.measure(lambda: self.link.call(heartbeat))
         current = self.clock.offset
         if current is not None and (self._logged_offset is None or abs(current - self._logged_offset) > OFFSET_CHANGE_LOGGED):
-            log.info("device clock is %+.3f s off the database's (round trip %.0f ms): readings are stamped in database "
-                     "time", -current.total_seconds(), sample.round_trip.total_seconds() * 1000)
+            ahead = -current.total_seconds()
+            log.info("device clock is %.3f s %s the database's (round trip %.0f ms): readings are stamped in database "
+                     "time", abs(ahead), "ahead of" if ahead >= 0 else "behind", sample.round_trip.total_seconds() * 1000)
             self._logged_offset = current
 
     def _drain(self) -> None:
