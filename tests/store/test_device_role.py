@@ -265,12 +265,14 @@ def test_the_heartbeat_answers_the_clock_of_the_moment_and_stores_the_devices_of
         second = device_sql.execute("SELECT device_heartbeat()").fetchone()[0]
     assert second - first >= timedelta(milliseconds=50)
     assert abs(second - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    # the heartbeat without an offset kept the one reported before it
+    assert next(d for d in store.list_devices() if d.id == registration.device.id).clock_offset_ms == -3400
     device_sql.execute("SELECT set_config('request.jwt.claims', %s, false)",
                        (json.dumps({"role": "psya_device", "sub": str(other.device.id)}),))
     device_sql.execute("SELECT device_heartbeat(99)")  # forged claims: still itself
     devices = {d.id: d for d in store.list_devices()}
     mine, theirs = devices[registration.device.id], devices[other.device.id]
-    # a heartbeat without an offset kept the one measured before; the forged one stamped this device, not the other
+    # the call with forged claims stamped this device, not the other
     assert mine.clock_offset_ms == 99 and mine.clock_measured_at is not None
     assert theirs.clock_offset_ms is None and theirs.clock_measured_at is None and theirs.last_heartbeat is None
 
