@@ -234,9 +234,10 @@ class SyncWorker:
                 # store still takes those captured by its end (in database time: the clock is corrected), but only in a
                 # batch with no later reading: store the part captured in time, keep the rest aside. Those were
                 # captured after Stop: refused for good, kept in the rejected table, never retried (the spool cannot
-                # get stuck on them), and expected at the end of every session, so not an error.
+                # get stuck on them), and expected at the end of every session, so not an error (unlike readings
+                # refused because the session ended more than LATE_READING_GRACE ago).
                 refused, error = self._send_in_time_part(batch, error)
-                self._reject(refused, session_id, error, expected=True)
+                self._reject(refused, session_id, error, expected="is after the end" in str(error))
             except _REFUSALS as error:
                 self._reject(batch, session_id, error)
 
