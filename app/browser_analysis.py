@@ -5,7 +5,8 @@ shipped FER model and BlazeFace through LiteRT.js on the patient's own camera, a
 7 probabilities, face box, face count, quality), batched about once a second. This module is the server's half, without
 Streamlit (pages/join.py renders):
 
-    browser batch {seq, readings[]} --parse_batch (checks every field: nothing trusts the client)-->
+    browser batch {seq, sent_at, readings[]} --parse_batch (checks every field: nothing trusts the client; capture times
+                                                moved onto the server's clock, BrowserClock)-->
     BrowserReadingIntake (drops ids it already has) --ReadingBatchWriter (app/remote.py: retry, back-off)-->
     store.insert_remote_readings(token, batch)          ack = seq  --> the browser forgets those readings
 
@@ -27,7 +28,7 @@ import math
 import shutil
 import threading
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -50,9 +51,14 @@ LABEL_COUNT = 7
 MAX_READINGS_PER_BATCH = 500
 MAX_FACE_COUNT = 50
 MAX_BOX_SIDE = 20_000  # pixels: far beyond any camera, small enough to catch garbage
-# Capture times from a patient's clock: the store enforces the session window; this only refuses the absurd.
+# Capture times, once moved onto the server's clock (BrowserClock): the store enforces the session window; this only
+# refuses the absurd.
 MAX_CLOCK_SKEW = timedelta(minutes=10)
 MAX_READING_AGE = timedelta(hours=24)
+# A reading is captured before the batch that carries it is sent; this much later is a clock read twice, not a reading.
+CAPTURED_AFTER_SENT_SLACK = timedelta(seconds=1)
+BROWSER_CLOCK_SAMPLES = 10  # batches are about a second apart: the best of the last ~10 s
+LARGE_BROWSER_OFFSET = timedelta(seconds=2)  # worth a line in the log
 SEEN_IDS_KEPT = 20_000  # reading ids remembered per stream to drop re-sent readings before they reach the store
 
 
@@ -157,10 +163,58 @@ class ParsedBatch:
     readings: list[Reading]
     rejected: list[str]  # one line per refused reading: what was wrong
     stats: dict[str, float]
+    clock_offset: timedelta = timedelta(0)  # server time - browser time applied to its capture times (BrowserClock)
 
 
 class InvalidBatch(ValueError):
     """The component value is not a readings batch at all (refused whole; nothing from it is stored)."""
+
+
+def _browser_time(millis: float) -> datetime:
+    """Milliseconds since 1970 on some clock -> an aware datetime; ValueError when no datetime can hold it."""
+    try:
+        return datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"{millis!r} ms since 1970 is not a time") from None
+
+
+class BrowserClock:
+    """The patient's browser clock against this server's, measured on the batches themselves, so the readings are
+    stored in the session's clock (the one Stop is stamped in) however the patient's computer clock is set.
+
+    Each batch carries `sent_at`, the browser's clock when it sent the batch; the server notes when it received it.
+    received - sent = offset + delay, with delay >= 0 (websocket, a Streamlit rerun that had to wait), so the smallest
+    difference of the last few batches is the best estimate of the offset: one batch that sat in a busy rerun does not
+    move it. A capture time is then browser time + offset. What error remains is the smallest delay seen (tens of ms),
+    always in one direction: a reading is filed at most that much later than it was captured, never earlier, so nothing
+    captured after Stop is ever filed before it. The first batch counts at once; a batch without `sent_at` (a cached
+    old bundle) adds nothing, and until one arrives the offset is 0 (the store's bounds still apply).
+
+    Nothing here trusts the client beyond that: the corrected times go through the same bounds as before (MAX_CLOCK_SKEW
+    against the server's clock here, the session's window in the database), and a reading "captured" after its batch
+    was sent is refused."""
+
+    def __init__(self, samples_kept: int = BROWSER_CLOCK_SAMPLES) -> None:
+        self._differences: deque[timedelta] = deque(maxlen=samples_kept)
+        self._last_seq = 0
+        self._lock = threading.Lock()
+
+    def observe(self, seq: int, sent_at: datetime, received_at: datetime) -> timedelta:
+        """Note batch `seq` (the first time it is seen; a value seen again on another rerun adds nothing)."""
+        with self._lock:
+            if seq > self._last_seq:
+                self._last_seq = seq
+                self._differences.append(received_at - sent_at)
+            return self._offset()
+
+    @property
+    def offset(self) -> timedelta:
+        """Server time - browser time; 0 until a batch with `sent_at` arrived."""
+        with self._lock:
+            return self._offset()
+
+    def _offset(self) -> timedelta:
+        return min(self._differences) if self._differences else timedelta(0)
 
 
 def _number(value: Any) -> float | None:
@@ -170,8 +224,10 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def parse_reading(raw: Any, session_id: uuid.UUID, now: datetime) -> Reading:
-    """One reading from the browser, checked field by field; ValueError says what is wrong."""
+def parse_reading(raw: Any, session_id: uuid.UUID, now: datetime, clock_offset: timedelta = timedelta(0),
+                  sent_at: datetime | None = None) -> Reading:
+    """One reading from the browser, checked field by field; ValueError says what is wrong. Its capture time is moved
+    onto the server's clock by `clock_offset` (BrowserClock) before any bound is checked."""
     if not isinstance(raw, Mapping):
         raise ValueError("not an object")
     try:
@@ -181,7 +237,13 @@ def parse_reading(raw: Any, session_id: uuid.UUID, now: datetime) -> Reading:
     millis = _number(raw.get("t"))
     if millis is None:
         raise ValueError("t (capture time, ms since 1970) missing or not a number")
-    captured_at = datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
+    browser_time = _browser_time(millis)
+    if sent_at is not None and browser_time > sent_at + CAPTURED_AFTER_SENT_SLACK:
+        raise ValueError(f"capture time {browser_time.isoformat()} is after its batch was sent ({sent_at.isoformat()})")
+    try:
+        captured_at = browser_time + clock_offset
+    except OverflowError:
+        raise ValueError(f"capture time {browser_time.isoformat()} is too far from the server's clock") from None
     if captured_at > now + MAX_CLOCK_SKEW or captured_at < now - MAX_READING_AGE:
         raise ValueError(f"capture time {captured_at.isoformat()} is too far from the server's clock")
     probabilities = raw.get("p")
@@ -219,8 +281,11 @@ def parse_reading(raw: Any, session_id: uuid.UUID, now: datetime) -> Reading:
     )
 
 
-def parse_batch(value: Any, session_id: uuid.UUID, now: datetime | None = None) -> ParsedBatch:
-    """A `{"kind": "readings", "seq", "readings", "stats"}` value; bad readings are refused one by one (listed)."""
+def parse_batch(value: Any, session_id: uuid.UUID, now: datetime | None = None,
+                clock: BrowserClock | None = None) -> ParsedBatch:
+    """A `{"kind": "readings", "seq", "sent_at", "readings", "stats"}` value; bad readings are refused one by one
+    (listed). `now` is when the server received it; with `clock` (the stream's BrowserClock) the batch's `sent_at` is
+    measured and every capture time moved onto the server's clock."""
     now = now or datetime.now(timezone.utc)
     if not isinstance(value, Mapping) or value.get("kind") != "readings":
         raise InvalidBatch("not a readings batch")
@@ -232,15 +297,27 @@ def parse_batch(value: Any, session_id: uuid.UUID, now: datetime | None = None) 
         raise InvalidBatch("readings must be a list")
     if len(raw_readings) > MAX_READINGS_PER_BATCH:
         raise InvalidBatch(f"{len(raw_readings)} readings in one batch (at most {MAX_READINGS_PER_BATCH})")
+    sent_at = None
+    if value.get("sent_at") is not None:
+        sent_millis = _number(value.get("sent_at"))
+        try:
+            sent_at = _browser_time(sent_millis) if sent_millis is not None else None
+        except ValueError:
+            sent_at = None
+        if sent_at is None:
+            raise InvalidBatch(f"sent_at must be the browser's clock in ms since 1970, got {value.get('sent_at')!r}")
+    offset = timedelta(0)
+    if clock is not None:
+        offset = clock.observe(seq, sent_at, now) if sent_at is not None else clock.offset
     readings, rejected = [], []
     for index, raw in enumerate(raw_readings):
         try:
-            readings.append(parse_reading(raw, session_id, now))
+            readings.append(parse_reading(raw, session_id, now, offset, sent_at))
         except ValueError as error:
             rejected.append(f"reading {index}: {error}")
     raw_stats = value.get("stats") if isinstance(value.get("stats"), Mapping) else {}
     stats = {str(k): v for k, v in ((k, _number(v)) for k, v in raw_stats.items()) if v is not None}
-    return ParsedBatch(seq, readings, rejected, stats)
+    return ParsedBatch(seq, readings, rejected, stats, offset)
 
 
 # --- one patient's browser stream -------------------------------------------------------------------------------------
@@ -259,6 +336,7 @@ class IntakeStatus:
     mean_analysis_ms: float  # the browser's own analysis time per frame
     writer: WriterStatus
     last_rejection: str = ""
+    clock_offset: timedelta = timedelta(0)  # server time - the patient's browser time, applied to capture times
 
 
 class BrowserReadingIntake:
@@ -281,6 +359,9 @@ class BrowserReadingIntake:
         self._batches = self._received = self._accepted = self._duplicates = self._rejected = 0
         self._stats: dict[str, float] = {}
         self._last_rejection = ""
+        self.clock = BrowserClock()  # the patient's browser clock against the server's, for parse_batch
+        self._clock_offset = timedelta(0)
+        self._offset_logged = False
 
     def accept(self, batch: ParsedBatch) -> int:
         with self._lock:
@@ -293,6 +374,12 @@ class BrowserReadingIntake:
                 self._last_rejection = batch.rejected[-1]
                 log.warning("browser readings refused for session %s: %s", self.session_id, "; ".join(batch.rejected[:5]))
             self._stats = batch.stats
+            self._clock_offset = batch.clock_offset
+            if abs(batch.clock_offset) > LARGE_BROWSER_OFFSET and not self._offset_logged:
+                self._offset_logged = True
+                log.info("the patient's browser clock for session %s is %.1f s %s the server's; readings are corrected",
+                         self.session_id, abs(batch.clock_offset.total_seconds()),
+                         "behind" if batch.clock_offset > timedelta(0) else "ahead of")
             fresh = [r for r in batch.readings if r.id not in self._seen]
             self._duplicates += len(batch.readings) - len(fresh)
             for reading in fresh:
@@ -314,7 +401,7 @@ class BrowserReadingIntake:
                 frames_analysed=int(stats.get("frames_analysed", 0)),
                 frames_without_face=int(stats.get("frames_without_face", 0)),
                 mean_analysis_ms=float(stats.get("mean_analysis_ms", 0.0)),
-                writer=self.writer.status(), last_rejection=self._last_rejection,
+                writer=self.writer.status(), last_rejection=self._last_rejection, clock_offset=self._clock_offset,
             )
 
     @property

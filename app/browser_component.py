@@ -57,7 +57,7 @@ class BrowserPatient:
             browser_analysis.report_mode(self.session_id, "server", f"the patient's browser cannot run the model ({self.unsupported_reason})")
         elif kind == "readings":
             try:
-                batch = browser_analysis.parse_batch(value, self.session_id)
+                batch = browser_analysis.parse_batch(value, self.session_id, clock=self.intake.clock)
             except InvalidBatch as error:
                 log.warning("refused a browser batch for session %s: %s", self.session_id, error)
                 return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from settings import Settings
 from store.api import Store
@@ -65,3 +66,28 @@ def device_status(device: Device, online: bool) -> str:
     if device.revoked_at is not None:
         return "revoked"
     return "online" if online else "offline"
+
+
+# Above this, the Devices page warns: the readings are corrected (pi_agent/clock.py), but a clock this far off is worth
+# fixing (NTP on the Pi), and it is the first thing to check when a device's readings look shifted.
+CLOCK_OFFSET_WARNING = timedelta(seconds=2)
+
+
+@dataclass(frozen=True)
+class ClockStatus:
+    text: str  # for the devices table: "3.4 s ahead", "in sync", "not measured yet"
+    warning: str  # empty when nothing is worth a warning
+
+
+def clock_status(device: Device) -> ClockStatus:
+    """The device clock as its agent measured it last (Device.clock_offset_ms: database time - device time)."""
+    if device.clock_offset_ms is None:
+        return ClockStatus("not measured yet", "")
+    ahead = -device.clock_offset_ms / 1000  # a negative offset: the device's clock shows a later time than the database
+    if abs(ahead) < 0.05:
+        return ClockStatus("in sync", "")
+    text = f"{abs(ahead):.1f} s {'ahead' if ahead > 0 else 'behind'}"
+    if abs(ahead) <= CLOCK_OFFSET_WARNING.total_seconds():
+        return ClockStatus(text, "")
+    return ClockStatus(text, f"{device.name}: this device's clock is {text}; readings are corrected. Set its clock "
+                             "(NTP) to keep its local logs in step.")

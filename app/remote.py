@@ -307,8 +307,8 @@ class ReadingBatchWriter:
 
     def _accepted_prefix(self, batch: list[Reading], refusal: StoreError) -> tuple[list[Reading], StoreError]:
         """The session ended (or its link closed) while this batch was on its way. The store still takes readings
-        captured by the end (plus a small tolerance) but refuses the batch as a whole, so store the longest accepted
-        prefix in capture order (bisection: a few round trips) and report the refusal for the rest.
+        captured by the end (not one after it: stop means stop) but refuses the batch as a whole, so store the longest
+        accepted prefix in capture order (bisection: a few round trips) and report the refusal for the rest.
 
         Transient errors propagate (the caller retries the whole batch; what was stored is skipped by UUID)."""
         ordered = sorted(batch, key=lambda r: r.captured_at)

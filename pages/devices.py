@@ -1,5 +1,6 @@
-"""Pi agents: register one (its env file is shown once), see last heartbeats and which session each is recording;
-administrators revoke a lost or stolen one."""
+"""Pi agents: register one (its env file is shown once), see last heartbeats, each device's measured clock offset (a
+warning above app.devices.CLOCK_OFFSET_WARNING) and which session each is recording; administrators revoke a lost or
+stolen one."""
 
 import pandas as pd
 import streamlit as st
@@ -34,6 +35,10 @@ if not devices:
     st.stop()
 assigned = sessions.assigned_sessions(ctx.store.list_sessions(status="live"))
 names = {p.id: p.full_name for p in ctx.store.list_patients(include_archived=True)}
+clocks = {d.id: device_service.clock_status(d) for d in devices}
+for d in devices:
+    if clocks[d.id].warning and d.revoked_at is None:
+        st.warning(ui.literal(clocks[d.id].warning), icon=":material/schedule:")
 st.dataframe(
     pd.DataFrame(
         [
@@ -42,6 +47,7 @@ st.dataframe(
                 "Room": d.room,
                 "Status": device_service.device_status(d, sessions.device_online(d)),
                 "Last heartbeat": ui.format_time(d.last_heartbeat),
+                "Clock": clocks[d.id].text,
                 "Recording": names.get(assigned[d.id].patient_id, "a session") if d.id in assigned else "—",
                 "Device id": str(d.id),
             }

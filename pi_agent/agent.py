@@ -217,7 +217,7 @@ class Agent:
 
     def _open_configured_source(self) -> FrameGrabber:
         source = open_source(self.config.source, self.config.frame_width, self.config.frame_height or 480, self.config.fps)
-        return FrameGrabber(source)
+        return FrameGrabber(source, clock=self.sync.clock.now)  # readings in database time
 
     # --- verbose and preview --------------------------------------------------------------------------------------
     def _print_metrics(self, analysis: FrameAnalysis) -> None:

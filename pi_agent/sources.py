@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from pi_agent import clock as device_clock
 
 log = logging.getLogger("pi_agent.source")
 
@@ -28,7 +31,7 @@ class SourceError(RuntimeError):
 @dataclass(frozen=True)
 class Frame:
     image: np.ndarray  # BGR uint8
-    captured_at: datetime  # wall clock, UTC, when the frame was read
+    captured_at: datetime  # UTC, when the frame was read: database time in the agent (device clock + measured offset)
     index: int  # frames read from this source since it was opened
 
 
@@ -140,8 +143,10 @@ class PicameraSource:
 class FrameGrabber:
     """Reads a source on a background thread and keeps the newest frame."""
 
-    def __init__(self, source: FrameSource) -> None:
+    def __init__(self, source: FrameSource, clock: Callable[[], datetime] | None = None) -> None:
         self.source = source
+        # stamps each frame when it is read: the agent passes its DatabaseClock.now (database time, pi_agent/clock.py)
+        self._clock = clock or device_clock.device_now
         self._condition = threading.Condition()
         self._latest: Frame | None = None
         self._taken_index = -1
@@ -189,7 +194,7 @@ class FrameGrabber:
                     self._lost = True
                     self._condition.notify_all()
                     return
-                self._latest = Frame(image, datetime.now(timezone.utc), index)
+                self._latest = Frame(image, self._clock(), index)
                 index += 1
                 self._condition.notify_all()
 

@@ -14,15 +14,23 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from pi_agent.clock import DatabaseClock
 from pi_agent.spool import Spool
 from store.api import Actor, Store
 from store.errors import InvalidInput, NotFound, PermissionDenied, SessionNotLive, StoreError, StoreUnavailable
 from store.models import Reading, Session
+from store.validation import CLOCK_OFFSET_LIMIT
 
 log = logging.getLogger("pi_agent.sync")
 
 UPLOAD_BATCH = 500
+# Heartbeats in quick succession (one per sync round) until this many clock samples are kept, at start and after the
+# device clock was stepped: the first call after connecting is slow, and the best of a few is a good offset at once.
+QUICK_CLOCK_SAMPLES = 3
+# A move of the measured offset worth a line in the log.
+OFFSET_CHANGE_LOGGED = timedelta(milliseconds=500)
 # Refusals no retry will change: the readings go to the spool's rejected table (never StoreUnavailable: that is retried).
 _REFUSALS = (SessionNotLive, PermissionDenied, NotFound, InvalidInput)
 
@@ -103,8 +111,10 @@ class SyncWorker:
         session_poll_seconds: float,
         batch_seconds: float,
         retry_max_seconds: float,
+        clock: DatabaseClock | None = None,
     ) -> None:
         self.link = link
+        self.clock = clock or DatabaseClock()  # measured on each heartbeat; the capture loop stamps readings with it
         self.spool = spool
         self.heartbeat_seconds = heartbeat_seconds
         self.session_poll_seconds = session_poll_seconds
@@ -120,6 +130,7 @@ class SyncWorker:
         self._last_poll = 0.0
         self._outage_since: float | None = None
         self._polled = False
+        self._logged_offset: timedelta | None = None
 
     @property
     def current_session(self) -> SessionTarget | None:
@@ -162,12 +173,16 @@ class SyncWorker:
             self._wake.clear()
 
     def cycle(self, final: bool = False) -> None:
-        """One round: heartbeat and session poll when due, then drain the spool. Raises StoreUnavailable."""
+        """One round: heartbeat and session poll when due, then drain the spool. Raises StoreUnavailable.
+
+        The heartbeat comes first and a failed one ends the round, so the session is polled (and recording starts) only
+        once the device clock has been measured: a session's readings are stamped in database time from the first one."""
         if self.link is None:
             return
         now = time.monotonic()
-        if not final and now - self._last_heartbeat >= self.heartbeat_seconds:
-            self.link.call(lambda s: s.heartbeat())
+        due = now - self._last_heartbeat >= self.heartbeat_seconds or self.clock.samples < QUICK_CLOCK_SAMPLES
+        if not final and due:
+            self._heartbeat()
             self._last_heartbeat = now
         self._drain()
         if not final and (self._target is None or not self._target.manual) and now - self._last_poll >= self.session_poll_seconds:
@@ -183,6 +198,26 @@ class SyncWorker:
             self._outage_since = None
         self.backoff.succeeded()
 
+    def _heartbeat(self) -> None:
+        """Heartbeat, reporting the offset measured so far, and measure the clock on the answer (pi_agent/clock.py)."""
+        offset = self.clock.offset
+        if offset is not None and abs(offset) > CLOCK_OFFSET_LIMIT:
+            log.error("this device's clock is %.0f s off the database's: set it (readings are corrected meanwhile)",
+                      -offset.total_seconds())
+            offset = None  # the database does not store an absurd offset; the heartbeat itself must still get through
+        reported = offset
+
+        def heartbeat(store: Store) -> datetime:
+            return store.heartbeat(reported)
+
+        sample = self.clock.measure(lambda: self.link.call(heartbeat))
+        current = self.clock.offset
+        if current is not None and (self._logged_offset is None or abs(current - self._logged_offset) > OFFSET_CHANGE_LOGGED):
+            ahead = -current.total_seconds()
+            log.info("device clock is %.3f s %s the database's (round trip %.0f ms): readings are stamped in database "
+                     "time", abs(ahead), "ahead of" if ahead >= 0 else "behind", sample.round_trip.total_seconds() * 1000)
+            self._logged_offset = current
+
     def _drain(self) -> None:
         while True:
             batch = self.spool.oldest(UPLOAD_BATCH)
@@ -195,11 +230,14 @@ class SyncWorker:
             try:
                 self._send(batch)
             except SessionNotLive as error:
-                # The session ended while these readings were spooled. The store still takes those captured by its end
-                # (+ LATE_READING_TOLERANCE), but only in a batch with no later reading: store the part captured in
-                # time, keep the rest aside.
+                # The session ended while these readings were spooled (or before the agent's next poll noticed). The
+                # store still takes those captured by its end (in database time: the clock is corrected), but only in a
+                # batch with no later reading: store the part captured in time, keep the rest aside. Those were
+                # captured after Stop: refused for good, kept in the rejected table, never retried (the spool cannot
+                # get stuck on them), and expected at the end of every session, so not an error (unlike readings
+                # refused because the session ended more than LATE_READING_GRACE ago).
                 refused, error = self._send_in_time_part(batch, error)
-                self._reject(refused, session_id, error)
+                self._reject(refused, session_id, error, expected="is after the end" in str(error))
             except _REFUSALS as error:
                 self._reject(batch, session_id, error)
 
@@ -212,7 +250,7 @@ class SyncWorker:
     def _send_in_time_part(self, batch: list[Reading], refusal: StoreError) -> tuple[list[Reading], StoreError]:
         """Store the longest accepted prefix of `batch` in capture order; return the rest and the last refusal.
 
-        A reading's acceptance after the end depends only on its captured_at (<= ended_at + tolerance), so the accepted
+        A reading's acceptance after the end depends only on its captured_at (<= ended_at), so the accepted
         readings are a prefix in capture order, found by bisection in about log2(len(batch)) round trips (the same
         approach as app.remote.ReadingBatchWriter). Asking the store for the session's ended_at instead would copy the
         store's rule here and still need the bisection for the grace period; the store's own answer is the authority.
@@ -232,10 +270,14 @@ class SyncWorker:
                      batch[0].session_id, stored, len(batch))
         return ordered[stored:], refusal
 
-    def _reject(self, readings: list[Reading], session_id: uuid.UUID, error: StoreError) -> None:
+    def _reject(self, readings: list[Reading], session_id: uuid.UUID, error: StoreError, expected: bool = False) -> None:
         if not readings:
             return
         self.spool.reject(readings, f"{type(error).__name__}: {error}")
+        if expected:
+            log.info("%d readings for session %s were captured after it ended and are not stored (%s); kept in the "
+                     "spool's rejected table", len(readings), session_id, error)
+            return
         log.error(
             "database refused %d readings for session %s (%s); kept in the spool's rejected table",
             len(readings), session_id, error,

@@ -203,8 +203,11 @@ class Store(MarkerStore, ABC):
         """System or device actor, also over a device's own credentials. PermissionDenied on a wrong id or key."""
 
     @abstractmethod
-    def heartbeat(self) -> None:
-        """Device actor: stamp last_heartbeat = now."""
+    def heartbeat(self, clock_offset: timedelta | None = None) -> datetime:
+        """Device actor: stamp last_heartbeat = now, store `clock_offset` (the device's last measured offset, database
+        time - device time; None keeps the stored one) and return the database's clock at the moment of the call, which
+        the agent measures its offset against (pi_agent/clock.py). InvalidInput for an offset beyond
+        validation.CLOCK_OFFSET_LIMIT."""
 
     @abstractmethod
     def live_session_for_device(self) -> Session | None:
@@ -240,7 +243,8 @@ class Store(MarkerStore, ABC):
         """Batch insert, all or nothing, idempotent on Reading.id (duplicates are skipped, not doubled).
         Returns how many were new. Validates probabilities (7 finite values >= 0 summing to 1 +- 1e-3).
         Device actor: only for the session assigned to it (clinicians: their own sessions), while it is live or, for
-        readings captured by its end (+ validation.LATE_READING_TOLERANCE), up to validation.LATE_READING_GRACE after
+        readings captured by its end (in database time: validation.LATE_READING_TOLERANCE is zero; agents correct their
+        clocks), up to validation.LATE_READING_GRACE after
         it ended. SessionNotLive for a scheduled session, a reading captured after the end, or a session ended longer
         ago than the grace period (readings already stored are never refused: retries stay idempotent)."""
 
@@ -248,7 +252,7 @@ class Store(MarkerStore, ABC):
     def insert_remote_readings(self, token: str, readings: Sequence[Reading]) -> int:
         """For the patient's browser: same rules, checked against the join token of that session. The token's writing
         window closes when the session ends or the link expires, whichever is first; readings captured by then
-        (+ tolerance) are still taken for the grace period after it. InvalidToken for an unknown token, one closed
+        (in the server's clock: app.browser_analysis corrects the browser's) are still taken for the grace period after it. InvalidToken for an unknown token, one closed
         longer ago than the grace period, or a late reading after an expired link; SessionNotLive for a reading
         captured after the session ended."""
 

@@ -22,8 +22,8 @@ class InvalidInput(StoreError, ValueError):
 
 
 class SessionNotLive(StoreError):
-    """Readings were sent to a session that is scheduled, or ended before they were captured (beyond the clock-skew
-    tolerance), or ended longer ago than the late-reading grace period (see store.validation.LATE_READING_GRACE)."""
+    """Readings were sent to a session that is scheduled, or ended before they were captured (stop means stop: in
+    database time, no tolerance), or ended longer ago than the late-reading grace period (store.validation.LATE_READING_GRACE)."""
 
 
 class InvalidToken(StoreError):

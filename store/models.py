@@ -85,6 +85,10 @@ class Device:
     last_heartbeat: datetime | None = None
     created_at: datetime | None = None
     revoked_at: datetime | None = None  # a revoked device's credentials no longer work (Store.revoke_device)
+    # The device's clock as it measured it last (Store.heartbeat): database time - device time, None until measured.
+    # Negative: the device's clock is ahead. Its readings are stamped in database time already (pi_agent/clock.py).
+    clock_offset_ms: int | None = None
+    clock_measured_at: datetime | None = None
 
 
 @dataclass(frozen=True)

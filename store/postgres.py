@@ -72,7 +72,7 @@ CLINICIAN_COLUMNS = "id, username, display_name, role, failed_logins, locked_unt
 PATIENT_COLUMNS = ("id, clinician_id, full_name, date_of_birth, diagnosis, in_treatment_since, contact, notes, "
                    "consent_facial_analysis, consent_date, consent_scope, archived, created_at")
 RECORD_COLUMNS = "id, patient_id, entry_date, kind, text, author_id, created_at"
-DEVICE_COLUMNS = "id, name, room, last_heartbeat, created_at, revoked_at"
+DEVICE_COLUMNS = "id, name, room, last_heartbeat, created_at, revoked_at, clock_offset_ms, clock_measured_at"
 SESSION_COLUMNS = ("id, patient_id, clinician_id, mode, status, device_id, started_at, ended_at, join_expires_at, "
                    "created_at")
 ANNOTATION_COLUMNS = "id, session_id, at, text, author_id"
@@ -441,10 +441,12 @@ class PostgresStore(PostgresMarkers, Store):
             row = conn.execute("SELECT * FROM public.device_authenticate(%s, %s)", (device_id, key)).fetchone()
         return Device(**row)
 
-    def heartbeat(self) -> None:
+    def heartbeat(self, clock_offset: timedelta | None = None) -> datetime:
         require_device(self.actor, "send heartbeats")
+        offset_ms = check.clock_offset_ms(clock_offset)
         with self._tx() as conn:
-            conn.execute("SELECT public.device_heartbeat()")
+            row = conn.execute("SELECT public.device_heartbeat(%s::integer) AS database_time", (offset_ms,)).fetchone()
+        return row["database_time"]
 
     def live_session_for_device(self) -> Session | None:
         require_device(self.actor, "ask for its live session")

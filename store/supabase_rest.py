@@ -85,14 +85,14 @@ CLINICIAN_COLUMNS = "id,username,display_name,role,failed_logins,locked_until,cr
 PATIENT_COLUMNS = ("id,clinician_id,full_name,date_of_birth,diagnosis,in_treatment_since,contact,notes,"
                    "consent_facial_analysis,consent_date,consent_scope,archived,created_at")
 RECORD_COLUMNS = "id,patient_id,entry_date,kind,text,author_id,created_at"
-DEVICE_COLUMNS = "id,name,room,last_heartbeat,created_at,revoked_at"
+DEVICE_COLUMNS = "id,name,room,last_heartbeat,created_at,revoked_at,clock_offset_ms,clock_measured_at"
 SESSION_COLUMNS = "id,patient_id,clinician_id,mode,status,device_id,started_at,ended_at,join_expires_at,created_at"
 ANNOTATION_COLUMNS = "id,session_id,at,text,author_id"
 
 UUID_FIELDS = {"id", "clinician_id", "patient_id", "author_id", "device_id", "session_id"}
 DATE_FIELDS = {"date_of_birth", "in_treatment_since", "consent_date", "entry_date"}
 AUDIT_COLUMNS = "id,actor,action,entity,entity_id,at,chain_pos,prev_hash,row_hash"
-DATETIME_FIELDS = {"revoked_at", "locked_until", "created_at", "last_heartbeat", "started_at", "ended_at", "join_expires_at", "at",
+DATETIME_FIELDS = {"revoked_at", "clock_measured_at", "locked_until", "created_at", "last_heartbeat", "started_at", "ended_at", "join_expires_at", "at",
                    "captured_at", "first_at", "last_at"}
 UNAVAILABLE_CODES = {"PGRST000", "PGRST001", "PGRST002", "PGRST003"}  # PostgREST: cannot reach / use the database
 REQUEST_TIMEOUT_S = 15
@@ -499,9 +499,14 @@ class SupabaseRestStore(SupabaseMarkers, Store):
                          actor=Actor.for_device(device_id))
         return Device(**_parse(rows[0]))
 
-    def heartbeat(self) -> None:
+    def heartbeat(self, clock_offset: timedelta | None = None) -> datetime:
         require_device(self.actor, "send heartbeats")
-        self._rpc("device_heartbeat", {})
+        offset_ms = check.clock_offset_ms(clock_offset)
+        # PostgREST answers a scalar function with the bare JSON value: the timestamptz as an ISO 8601 string
+        answer = self._rpc("device_heartbeat", {"p_clock_offset_ms": offset_ms})
+        if not isinstance(answer, str):
+            raise StoreError(f"device_heartbeat answered {answer!r}, not the database's clock")
+        return datetime.fromisoformat(answer.replace("Z", "+00:00"))
 
     def live_session_for_device(self) -> Session | None:
         require_device(self.actor, "ask for its live session")

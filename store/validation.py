@@ -18,19 +18,26 @@ from store.models import READING_SOURCES, RECORD_KINDS, ROLES, SESSION_MODES, SE
 
 PROBABILITY_SUM_TOLERANCE = 1e-3
 
-# Late readings (supabase/migrations/20261125100000_late_readings.sql has the same values, app.late_reading_tolerance()
-# and app.late_reading_grace(); tests check they agree). After a session ends it still takes readings captured up to
-# LATE_READING_TOLERANCE after its end (clock skew between the device and the database), for LATE_READING_GRACE after it
-# (agents spool through outages and send the last batches of a session after the clinician has ended it).
-LATE_READING_TOLERANCE = timedelta(seconds=5)
+# Late readings (supabase/migrations/20261125100000_late_readings.sql and 20261203010000_device_clock.sql have the same
+# values, app.late_reading_tolerance() and app.late_reading_grace(); tests check they agree). Stop means stop: an ended
+# session takes no reading captured after its end (LATE_READING_TOLERANCE is zero: device clocks are measured and
+# corrected, pi_agent/clock.py and app/browser_analysis.py, instead of being absorbed by a tolerance), but it still takes
+# readings captured by its end for LATE_READING_GRACE after it (agents spool through outages and send the last batches
+# of a session after the clinician has ended it).
+LATE_READING_TOLERANCE = timedelta(0)
 LATE_READING_GRACE = timedelta(hours=24)
 # Bounded reading times (20261202010100_reading_time_bounds.sql): a reading is captured no earlier than the session's start
-# and no later than now, each give or take READING_CLOCK_SKEW (a Pi clock a little off); a recorded video's readings lie
+# and no later than now, each give or take READING_CLOCK_SKEW. Clocks are corrected now, so this is a sanity bound, not a
+# tolerance: it still covers what the correction cannot (a Pi recording with --session before its first heartbeat
+# succeeded, offset 0; a clock stepped between two heartbeats; the app server's own clock); a recorded video's readings lie
 # within RECORDED_VIDEO_MAX_LENGTH of its session's start. A join link lives at most JOIN_LINK_MAX_LIFETIME
 # (20261202010200_session_rules.sql). The database enforces these; a test checks the two agree.
 READING_CLOCK_SKEW = timedelta(minutes=5)
 RECORDED_VIDEO_MAX_LENGTH = timedelta(hours=24)
 JOIN_LINK_MAX_LIFETIME = timedelta(days=7)
+# A device's measured clock offset (database time - device time) is stored only within this bound
+# (app.device_clock_offset_limit(), 20261203010000_device_clock.sql): a clock a day off is a device to fix, not correct.
+CLOCK_OFFSET_LIMIT = timedelta(hours=24)
 
 # Longest accepted text per field (characters); the migrations carry the same limits as CHECK constraints.
 TEXT_LIMITS: dict[str, int] = {
@@ -83,6 +90,18 @@ def has_lone_surrogate(value: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def clock_offset_ms(value: object) -> int | None:
+    """A device's measured clock offset (a timedelta, or None: not measured yet) as whole milliseconds."""
+    if value is None:
+        return None
+    if not isinstance(value, timedelta):
+        raise InvalidInput(f"clock_offset must be a timedelta, got {type(value).__name__}")
+    if abs(value) > CLOCK_OFFSET_LIMIT:
+        raise InvalidInput(f"a clock offset of {value.total_seconds():.3f} s is more than {CLOCK_OFFSET_LIMIT} off: "
+                           "set the device's clock")
+    return round(value.total_seconds() * 1000)
 
 
 def login_throttle(throttle: object) -> tuple[int, float, float, float, float]:
@@ -233,7 +252,8 @@ def late_readings_refusal(session_id: object, status: str, ended_at: datetime | 
     """Why a session refuses new readings whose latest capture time is `latest_captured_at` (None: it takes them).
 
     The rule of the readings_insert policy and public.insert_readings: a live session takes readings; an ended one takes
-    those captured by ended_at + LATE_READING_TOLERANCE, until ended_at + LATE_READING_GRACE; a scheduled one none.
+    those captured by ended_at (+ LATE_READING_TOLERANCE, zero), until ended_at + LATE_READING_GRACE; a scheduled one
+    none.
     """
     if status == "live":
         return None
@@ -244,5 +264,5 @@ def late_readings_refusal(session_id: object, status: str, ended_at: datetime | 
                 f"captured before the end are accepted for {LATE_READING_GRACE} after it")
     if latest_captured_at > ended_at + LATE_READING_TOLERANCE:
         return (f"session {session_id} ended at {ended_at.isoformat()}; a reading captured at "
-                f"{latest_captured_at.isoformat()} is after the end (tolerance {LATE_READING_TOLERANCE})")
+                f"{latest_captured_at.isoformat()} is after the end")
     return None

@@ -184,6 +184,9 @@ function flush(force) {
   setValue({
     kind: "readings",
     seq: state.seq,
+    // this browser's clock now: the server compares it with its own on receipt and moves the capture times (`t`)
+    // onto its clock (app/browser_analysis.py, BrowserClock), so a computer clock set wrong cannot move Stop
+    sent_at: Date.now(),
     readings,
     stats: {
       frames_analysed: s.frames_analysed,

@@ -4,6 +4,7 @@ through the real app script on a real PostgreSQL."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import bcrypt
 import jwt
@@ -16,7 +17,7 @@ from settings import Settings
 from store.api import Actor
 from store.errors import PermissionDenied, StoreError
 from store.models import Device, DeviceRegistration
-from tests.app.conftest import PASSWORD, log_in, open_page, page_text
+from tests.app.conftest import PASSWORD, log_in, open_page, page_text, visible_text
 from tests.app.helpers import consenting_patient
 
 
@@ -132,3 +133,34 @@ def test_the_supabase_env_file_holds_the_anon_key_and_a_device_token_only():
     assert lines["SUPABASE_KEY"] == "the-anon-key" and "the-service-key" not in text
     claims = jwt.decode(lines["PSYA_DEVICE_TOKEN"], "s" * 40, algorithms=["HS256"], audience="authenticated")
     assert claims["role"] == "psya_device" and claims["sub"] == str(registration.device.id)
+
+
+# --- the device clock as measured by its agent (pi_agent/clock.py, public.device_heartbeat) ------------------------------
+
+
+def test_the_devices_page_shows_each_devices_measured_clock_and_warns_above_two_seconds(new_app, system_store,
+                                                                                         clinician_store):
+    fast = clinician_store.register_device("pi-fast", "Room 1")
+    close = clinician_store.register_device("pi-close", "Room 2")
+    clinician_store.register_device("pi-new", "Room 3")
+    # what each agent reports on its heartbeat: database time - device time
+    system_store.as_actor(Actor.for_device(fast.device.id)).heartbeat(timedelta(milliseconds=-3400))
+    system_store.as_actor(Actor.for_device(close.device.id)).heartbeat(timedelta(milliseconds=800))
+    at, _ = admin_app(new_app, system_store)
+    at = open_page(at, "pages/devices.py")
+    assert not at.exception, at.exception
+    frame = at.dataframe[0].value
+    clocks = dict(zip(frame["Name"], frame["Clock"]))
+    assert clocks == {"pi-fast": "3.4 s ahead", "pi-close": "0.8 s behind", "pi-new": "not measured yet"}
+    warnings = [visible_text(w.value) for w in at.warning]
+    assert warnings == ["pi-fast: this device's clock is 3.4 s ahead; readings are corrected. Set its clock (NTP) to "
+                        "keep its local logs in step."]
+
+
+@pytest.mark.parametrize("offset_ms, text, warned", [
+    (None, "not measured yet", False), (0, "in sync", False), (-2000, "2.0 s ahead", False),
+    (-2001, "2.0 s ahead", True), (2500, "2.5 s behind", True),
+])
+def test_clock_status_in_words(offset_ms, text, warned):
+    status = devices.clock_status(Device(uuid.uuid4(), "pi", "Room", clock_offset_ms=offset_ms))
+    assert status.text == text and bool(status.warning) is warned

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from app import browser_analysis, remote
-from app.browser_analysis import BrowserReadingIntake, InvalidBatch, parse_batch, parse_reading
+from app.browser_analysis import BrowserClock, BrowserReadingIntake, InvalidBatch, parse_batch, parse_reading
 from app.remote import remote_writer
 from settings import Settings
 from store.models import NewPatient
@@ -166,6 +166,105 @@ def test_ending_the_session_closes_the_intake(clinician_store, system_store, rem
         assert clinician_store.readings_since(session_id).readings == []
     finally:
         intake.stop()
+
+
+# --- the patient's clock: measured on every batch, corrected before anything is stored --------------------------------
+
+
+def ms(moment: datetime) -> float:
+    return moment.timestamp() * 1000
+
+
+def test_the_browser_clock_is_the_smallest_receive_minus_send_difference_of_the_last_few_batches():
+    clock = BrowserClock(samples_kept=3)
+    assert clock.offset == timedelta(0)  # nothing measured: the browser's times as they are
+    ahead = timedelta(seconds=30)  # the patient's computer clock is 30 s fast
+    for seq, delay_ms in enumerate([180, 40, 900], start=1):  # a batch that waited in a busy rerun does not count
+        clock.observe(seq, NOW + ahead, NOW + timedelta(milliseconds=delay_ms))
+    assert clock.offset == -ahead + timedelta(milliseconds=40)
+    clock.observe(3, NOW + ahead, NOW)  # the same batch seen again on another rerun adds nothing
+    assert clock.offset == -ahead + timedelta(milliseconds=40)
+    for seq in (4, 5, 6):  # the best sample ages out after the last few
+        clock.observe(seq, NOW + ahead, NOW + timedelta(milliseconds=100))
+    assert clock.offset == -ahead + timedelta(milliseconds=100)
+
+
+def test_capture_times_are_moved_onto_the_servers_clock():
+    clock = BrowserClock()
+    ahead = timedelta(seconds=30)
+    raw = raw_reading(t=ms(NOW + ahead - timedelta(milliseconds=500)))
+    parsed = parse_batch(dict(batch(1, [raw]), sent_at=ms(NOW + ahead)), SESSION, NOW + timedelta(milliseconds=20),
+                         clock=clock)
+    assert parsed.clock_offset == -ahead + timedelta(milliseconds=20)
+    # captured half a second before it was sent, on the server's clock (20 ms late: the delay seen, never early)
+    assert parsed.readings[0].captured_at == NOW - timedelta(milliseconds=480)
+    # a batch without sent_at (an old cached bundle) keeps the offset measured so far
+    parsed = parse_batch(batch(2, [raw_reading(t=ms(NOW + ahead))]), SESSION, NOW + timedelta(seconds=1), clock=clock)
+    assert parsed.readings[0].captured_at == NOW + timedelta(milliseconds=20)
+
+
+def test_a_browser_an_hour_ahead_is_corrected_not_refused():
+    """Before, a reading more than MAX_CLOCK_SKEW (10 min) ahead of the server was refused as absurd; measured, it is
+    just a clock set wrong."""
+    ahead = timedelta(hours=1)
+    parsed = parse_batch(dict(batch(1, [raw_reading(t=ms(NOW + ahead))]), sent_at=ms(NOW + ahead)), SESSION, NOW,
+                         clock=BrowserClock())
+    assert parsed.rejected == [] and parsed.readings[0].captured_at == NOW
+    assert parse_batch(batch(1, [raw_reading(t=ms(NOW + ahead))]), SESSION, NOW).rejected  # unmeasured: refused
+
+
+@pytest.mark.parametrize("sent_at", ["now", float("inf"), 1e300, True, [1]])
+def test_a_sent_at_that_is_not_a_time_refuses_the_batch(sent_at):
+    with pytest.raises(InvalidBatch, match="sent_at"):
+        parse_batch(dict(batch(1, [raw_reading()]), sent_at=sent_at), SESSION, NOW, clock=BrowserClock())
+
+
+def test_a_reading_captured_after_its_batch_was_sent_is_refused():
+    parsed = parse_batch(dict(batch(1, [raw_reading(t=ms(NOW + timedelta(seconds=5))), raw_reading()]), sent_at=ms(NOW)),
+                         SESSION, NOW, clock=BrowserClock())
+    assert len(parsed.readings) == 1 and "after its batch was sent" in parsed.rejected[0]
+
+
+def test_an_absurd_capture_time_is_refused_not_crashed_on():
+    parsed = parse_batch(batch(1, [raw_reading(t=1e300)]), SESSION, NOW)
+    assert parsed.readings == [] and "not a time" in parsed.rejected[0]
+
+
+def test_a_browser_30_s_ahead_stores_at_server_times_and_nothing_captured_after_stop(clinician_store, system_store,
+                                                                                     remote_join):
+    """Stop means stop in the patient's clock too: with a browser 30 s fast, readings land at the server's times, one
+    captured 1 s before Stop but arriving after it is stored, one captured 1 s after Stop is not."""
+    session_id = remote_join.session.id
+    intake = BrowserReadingIntake(session_id, remote_writer(system_store, remote_join.token), write_interval_s=0.2)
+    ahead = timedelta(seconds=30)
+
+    def browser_now() -> datetime:
+        return datetime.now(timezone.utc) + ahead
+
+    try:
+        time.sleep(1)  # the session has been live a second: these three are from its first second
+        during = [raw_reading(t=ms(browser_now() - timedelta(milliseconds=250 * (3 - i)))) for i in range(3)]
+        intake.accept(parse_batch(dict(batch(1, during), sent_at=ms(browser_now())), session_id, clock=intake.clock))
+        assert wait_until(lambda: len(clinician_store.readings_since(session_id).readings) == 3)
+        ended = clinician_store.end_session(session_id)
+        end_on_browser = ended.ended_at + ahead
+        before_stop = raw_reading(t=ms(end_on_browser - timedelta(seconds=1)))
+        after_stop = raw_reading(t=ms(end_on_browser + timedelta(seconds=1)))
+        # sent after Stop (the browser learns of it late); the store takes the one captured in time, refuses the other
+        time.sleep(1.5)  # sent 1.5 s after Stop, after both were captured
+        intake.accept(parse_batch(dict(batch(2, [before_stop, after_stop]), sent_at=ms(browser_now())),
+                                  session_id, clock=intake.clock))
+        assert wait_until(lambda: bool(intake.closed_reason))
+    finally:
+        intake.stop()
+    assert intake.status().rejected == 0  # nothing refused here: the store itself refused the one after Stop
+    assert "after the end" in intake.closed_reason
+    stored = clinician_store.readings_since(session_id).readings
+    assert {r.id for r in stored} == {uuid.UUID(r["id"]) for r in during + [before_stop]}
+    assert all(remote_join.session.started_at <= r.captured_at <= ended.ended_at for r in stored)
+    late = next(r for r in stored if r.id == uuid.UUID(before_stop["id"]))
+    assert abs(late.captured_at - (ended.ended_at - timedelta(seconds=1))) < timedelta(seconds=1)
+    assert abs(intake.status().clock_offset + ahead) < timedelta(seconds=1)
 
 
 # --- the model the browser gets ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from app import clinical_exports, clock, review
-from store.errors import InvalidInput
+from store.errors import InvalidInput, SessionNotLive
 from store.models import Session
 from tests.app.conftest import open_page, page_text
 from tests.app.helpers import began_ago, consenting_patient, device_session, synthetic_readings
@@ -31,14 +31,12 @@ def test_readings_captured_after_stop_are_in_no_count(signed_in_app, clinician_s
     button(at, "Stop session").click().run()
     ended = clinician_store.get_session(session.id)
     # The agent's last batch: two readings captured in time (arriving late) and three captured after Stop. The database
-    # may take the late-captured ones (a clock-skew tolerance); they are still not part of the session.
+    # takes the first two and refuses the others (stop means stop: no tolerance after the end).
     in_time = synthetic_readings(ended, ["sad"] * 2, start=ended.ended_at - timedelta(seconds=0.8), every_s=0.4)
     after_stop = synthetic_readings(ended, ["fear"] * 3, start=ended.ended_at + timedelta(seconds=1), every_s=1.0)
-    device_store.insert_readings(in_time)
-    try:
+    assert device_store.insert_readings(in_time) == 2
+    with pytest.raises(SessionNotLive, match="after the end"):
         device_store.insert_readings(after_stop)
-    except Exception:  # a store with database-level bounds refuses them outright: the counts must agree either way
-        pass
     at.run()
     dashboard = {m.label: m.value for m in at.metric}["Readings"]
     result = review.build(clinician_store, ended)

@@ -5,29 +5,40 @@ doubling a reading, reconnects to a camera that stops, and exits 0 after flushin
 from __future__ import annotations
 
 import math
+import re
 import signal
+import sqlite3
 import subprocess
+import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from fer.labels import LABELS
 from pi_agent.spool import Spool
-from tests.pi_agent.conftest import Clinic, start_agent
+from tests.pi_agent.conftest import PROJECT_ROOT, Clinic, start_agent
 
 pytestmark = pytest.mark.slow
 
 
 class RunningAgent:
-    def __init__(self, clinic: Clinic, tmp_path: Path, clip: Path, model: Path, *extra: str, env: dict | None = None):
+    def __init__(self, clinic: Clinic, tmp_path: Path, clip: Path, model: Path, *extra: str, env: dict | None = None,
+                 clock_ahead_seconds: float | None = None):
         self.clinic = clinic
         self.data_dir = tmp_path / "agent-data"
         self.log = tmp_path / "agent-output.log"
         args = ["run", "--source", str(clip), "--fps", "4", "--model", str(model), *extra]
-        self.process = start_agent(args, clinic.env(tmp_path, **(env or {})), self.log)
+        environment = clinic.env(tmp_path, **(env or {}))
+        if clock_ahead_seconds is None:
+            self.process = start_agent(args, environment, self.log)
+        else:  # the same agent on a device whose clock is set wrong (tests/pi_agent/skewed_agent.py)
+            command = [sys.executable, "-m", "tests.pi_agent.skewed_agent", str(clock_ahead_seconds), *args]
+            with self.log.open("ab") as handle:
+                self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=handle,
+                                                stderr=subprocess.STDOUT)
 
     @property
     def spool_path(self) -> Path:
@@ -56,6 +67,13 @@ class RunningAgent:
     def kill(self) -> None:
         self.process.kill()
         self.process.wait(timeout=10)
+
+    def rejected_capture_times(self) -> list[datetime]:
+        db = sqlite3.connect(self.spool_path)
+        try:
+            return [datetime.fromisoformat(row[0]) for row in db.execute("SELECT captured_at FROM rejected")]
+        finally:
+            db.close()
 
     def spool_totals(self):
         spool = Spool(self.spool_path)
@@ -146,6 +164,43 @@ def test_records_only_while_a_session_is_live_then_flushes_on_sigterm(clinic, fa
     assert all(session.started_at <= r.captured_at for r in readings)
     device = next(d for d in clinic.clinician.list_devices() if d.id == clinic.device_id)
     assert device.last_heartbeat is not None
+
+
+def test_a_device_clock_30_s_ahead_is_corrected_and_nothing_captured_after_stop_is_stored(
+    clinic, face_clip, model_path, tmp_path
+):
+    agent = RunningAgent(clinic, tmp_path, face_clip, model_path, clock_ahead_seconds=30)
+    try:
+        agent.wait_for_output("no live session for this device", 60)
+        measured = re.search(r"device clock is ([0-9.]+) s ahead of the database's", agent.output())
+        assert measured and abs(float(measured.group(1)) - 30) < 1, agent.output()
+        session = clinic.start_session()
+        agent.wait_for_output(f"session {session.id} is live", 60)
+        wait_until(lambda: len(stored(clinic, session.id)) >= 12, 90, "12 readings in the database")
+        ended = clinic.clinician.end_session(session.id)
+        # The agent records until its next poll tells it the session is over (0.5 s here, 3 s by default)...
+        agent.wait_for_output("no live session for this device: idle", 60)
+        wait_until(lambda: agent.spool_totals().pending == 0, 60, "the spool to drain")
+        code = agent.terminate()
+    finally:
+        if agent.process.poll() is None:
+            agent.kill()
+    assert code == 0, agent.output()
+    readings = stored(clinic, session.id)
+    assert_readings_are_sound(readings)
+    # ...stamped in database time: uncorrected, every reading would lie 30 s after the moment it was captured, and the
+    # last 30 s of them after the end.
+    assert all(session.started_at <= r.captured_at <= ended.ended_at for r in readings)
+    assert ended.ended_at - max(r.captured_at for r in readings) < timedelta(seconds=15)
+    # Whatever it captured after Stop was refused and kept aside (never retried); nothing captured in time was.
+    totals = agent.spool_totals()
+    assert totals.pending == 0
+    assert totals.acknowledged + totals.rejected == totals.spooled
+    assert len(readings) == totals.acknowledged
+    assert all(t > ended.ended_at for t in agent.rejected_capture_times())
+    assert "were captured after it ended and are not stored" in agent.output() or totals.rejected == 0
+    device = next(d for d in clinic.clinician.list_devices() if d.id == clinic.device_id)
+    assert device.clock_offset_ms is not None and abs(device.clock_offset_ms + 30_000) < 1000
 
 
 def test_database_outage_mid_run_loses_and_doubles_nothing(clinic, postgres_server, face_clip, model_path, tmp_path):

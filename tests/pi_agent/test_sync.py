@@ -75,7 +75,7 @@ def test_readings_captured_after_the_session_ended_are_kept_aside_not_lost(clini
     session = clinic.start_session()
     spool = Spool(tmp_path / "spool.sqlite3")
     ended = clinic.clinician.end_session(session.id)
-    # beyond the store's clock-skew tolerance (store.validation.LATE_READING_TOLERANCE, 5 s): the store refuses them
+    # after the end (stop means stop: store.validation.LATE_READING_TOLERANCE is zero): the store refuses them
     spool.add(readings(session.id, 5, ended.ended_at + timedelta(seconds=30)))
     worker = make_worker(clinic, spool)
     worker.cycle()
@@ -131,8 +131,8 @@ def worker_on(link: DeviceLink, spool: Spool) -> SyncWorker:
 
 def straddling(session_id: uuid.UUID, ended_at: datetime) -> tuple[list[Reading], list[Reading]]:
     """What an agent polling every few seconds has spooled when the clinician ends the session: readings every 250 ms
-    from 60 s before the end to 20 s after it. In time: captured by ended_at + LATE_READING_TOLERANCE (the boundary
-    itself included); late: after it."""
+    from 60 s before the end to 20 s after it. In time: captured by ended_at (+ LATE_READING_TOLERANCE, zero: the
+    boundary itself included); late: after it."""
     start = ended_at - timedelta(seconds=60)
     spooled = readings(session_id, 321, start)  # the last one at ended_at + 20 s
     limit = ended_at + LATE_READING_TOLERANCE
@@ -148,7 +148,8 @@ def rejected_rows(spool: Spool) -> dict[uuid.UUID, str]:
         return {uuid.UUID(i): reason for i, reason in db.execute("SELECT id, reason FROM rejected")}
 
 
-def test_a_batch_straddling_the_end_stores_what_was_captured_in_time_and_sets_aside_only_the_late_readings(clinic, tmp_path):
+def test_a_batch_straddling_the_end_stores_what_was_captured_in_time_and_sets_aside_only_the_late_readings(clinic, tmp_path,
+                                                                                                       caplog):
     session = clinic.start_session()
     ended = clinic.clinician.end_session(session.id)
     in_time, late = straddling(session.id, ended.ended_at)
@@ -160,9 +161,13 @@ def test_a_batch_straddling_the_end_stores_what_was_captured_in_time_and_sets_as
     link = CountingLink(clinic)
     worker = worker_on(link, spool)
 
-    worker.cycle()
+    with caplog.at_level(logging.INFO, logger="pi_agent.sync"):
+        worker.cycle()
 
     assert stored_ids(clinic, session.id) == {r.id for r in in_time}
+    # readings captured after Stop are expected at every session's end: a line of the log, not an error
+    assert not [r for r in caplog.records if r.name == "pi_agent.sync" and r.levelno >= logging.ERROR]
+    assert f"{len(late)} readings for session {session.id} were captured after it ended and are not stored" in caplog.text
     rejected = rejected_rows(spool)
     assert set(rejected) == {r.id for r in late}
     assert all(reason.startswith("SessionNotLive:") for reason in rejected.values())
@@ -171,6 +176,10 @@ def test_a_batch_straddling_the_end_stores_what_was_captured_in_time_and_sets_as
     assert worker.sent == len(in_time)
     # A few round trips (bisection), not one per reading: the refused batch, then about log2(321) halves.
     assert len(link.inserts) <= 2 + 9
+    # and never again: the spool does not retry what the database will always refuse
+    inserts = len(link.inserts)
+    worker.cycle()
+    assert len(link.inserts) == inserts and spool.pending_count() == 0
 
 
 def test_splitting_a_refused_batch_is_idempotent_when_part_of_it_was_already_stored(clinic, tmp_path):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 from contextlib import redirect_stderr, redirect_stdout
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -23,6 +25,7 @@ from store.api import Actor
 from store.devices import agent_env_text, device_database_url, main as devices_main
 from store.errors import InvalidInput, NotFound, PermissionDenied
 from store.postgres import PostgresStore
+from store.validation import reading_row
 from tests.store.conftest import World, readings_for
 
 TABLES = ["patients", "clinicians", "record_entries", "annotations", "audit_log", "readings", "sessions", "devices"]
@@ -76,6 +79,7 @@ def test_the_device_login_reads_no_table(device_sql, table):
     "UPDATE sessions SET status = 'ended', ended_at = now()",
     "DELETE FROM audit_log",
     "UPDATE devices SET last_heartbeat = now()",
+    "UPDATE devices SET clock_offset_ms = 0",
     "INSERT INTO patients (clinician_id, full_name) VALUES (gen_random_uuid(), 'x')",
     "SELECT * FROM readings_since('00000000-0000-0000-0000-000000000000')",
     "SELECT * FROM session_aggregate('00000000-0000-0000-0000-000000000000')",
@@ -248,3 +252,48 @@ def test_the_device_functions_refuse_callers_that_are_no_device(world, database_
                      "SELECT device_insert_readings('[]'::jsonb)"]:
             with pytest.raises(errors.RaiseException, match="permission_denied"):
                 conn.execute(call)
+
+
+# One session clock (20261203010000_device_clock.sql): the heartbeat answers the database's clock and stores the offset
+# the device measured, on its own row only; Stop means stop, enforced by the database itself for the device login.
+def test_the_heartbeat_answers_the_clock_of_the_moment_and_stores_the_devices_offset(clinic, device_sql, world):
+    store, _, registration, _, _ = clinic
+    other = store.register_device("pi-room-2", "Room 2")
+    with device_sql.transaction():  # clock_timestamp(), not now(): two calls in one transaction differ
+        first = device_sql.execute("SELECT device_heartbeat(-3400)").fetchone()[0]
+        time.sleep(0.05)
+        second = device_sql.execute("SELECT device_heartbeat()").fetchone()[0]
+    assert second - first >= timedelta(milliseconds=50)
+    assert abs(second - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    # the heartbeat without an offset kept the one reported before it
+    assert next(d for d in store.list_devices() if d.id == registration.device.id).clock_offset_ms == -3400
+    device_sql.execute("SELECT set_config('request.jwt.claims', %s, false)",
+                       (json.dumps({"role": "psya_device", "sub": str(other.device.id)}),))
+    device_sql.execute("SELECT device_heartbeat(99)")  # forged claims: still itself
+    devices = {d.id: d for d in store.list_devices()}
+    mine, theirs = devices[registration.device.id], devices[other.device.id]
+    # the call with forged claims stamped this device, not the other
+    assert mine.clock_offset_ms == 99 and mine.clock_measured_at is not None
+    assert theirs.clock_offset_ms is None and theirs.clock_measured_at is None and theirs.last_heartbeat is None
+
+
+@pytest.mark.parametrize("offset_ms", [86_400_001, -86_400_001])
+def test_an_offset_of_more_than_a_day_is_refused(device_sql, offset_ms):
+    with pytest.raises(errors.RaiseException, match="invalid_input: a clock offset"):
+        device_sql.execute("SELECT device_heartbeat(%s)", (offset_ms,))
+
+
+def test_stop_means_stop_for_the_device_login(clinic, device_sql):
+    """Through the device's own login: after Stop the database refuses a reading captured 1 s after the end, and stores one
+    captured 1 s before it that arrives later (late arrival, not late capture)."""
+    store, _, _, session, _ = clinic
+    ended = store.end_session(session.id)
+    in_time = readings_for(session.id, 1, start=ended.ended_at - timedelta(seconds=1))
+    after_stop = readings_for(session.id, 1, start=ended.ended_at + timedelta(seconds=1))
+    insert = "SELECT device_insert_readings(%s::jsonb)"
+    with pytest.raises(errors.RaiseException, match="session_not_live: .* is after the end"):
+        device_sql.execute(insert, (json.dumps([reading_row(r) for r in after_stop]),))
+    with pytest.raises(errors.RaiseException, match="session_not_live"):  # all or nothing: not even with one in time
+        device_sql.execute(insert, (json.dumps([reading_row(r) for r in in_time + after_stop]),))
+    assert device_sql.execute(insert, (json.dumps([reading_row(r) for r in in_time]),)).fetchone()[0] == 1
+    assert [r.captured_at for r in store.readings_since(session.id).readings] == [in_time[0].captured_at]

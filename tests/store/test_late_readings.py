@@ -1,6 +1,7 @@
 """Late readings, through the Store API on each backend that runs here: a reading captured before a session ended is part
 of its record even when it reaches the database after the clinician ended it (agents batch once a second and spool
-through outages). Taken: captured by ended_at + LATE_READING_TOLERANCE, sent within LATE_READING_GRACE of the end.
+through outages). Taken: captured by ended_at (stop means stop: LATE_READING_TOLERANCE is zero, device clocks are
+corrected instead), sent within LATE_READING_GRACE of the end.
 Refused with SessionNotLive: anything captured after that, or sent after the grace period. Who may write is unchanged."""
 
 from __future__ import annotations
@@ -35,11 +36,15 @@ def test_a_reading_captured_before_the_end_is_stored_after_the_session_ended(wor
     assert store.get_session(session.id).status == "ended"  # taking late readings does not reopen the session
 
 
-def test_readings_within_the_clock_skew_tolerance_after_the_end_are_stored(world):
+def test_stop_means_stop_a_reading_captured_1_s_after_the_end_is_refused(world):
     _, store = world.clinician()
     session, device_store = world.in_person_session(store)
     ended = store.end_session(session.id)
-    assert device_store.insert_readings(readings_for(session.id, 1, start=ended.ended_at + LATE_READING_TOLERANCE)) == 1
+    assert LATE_READING_TOLERANCE == timedelta(0)
+    with pytest.raises(SessionNotLive, match="after the end"):
+        device_store.insert_readings(readings_for(session.id, 1, start=ended.ended_at + timedelta(seconds=1)))
+    assert device_store.insert_readings(readings_for(session.id, 1, start=ended.ended_at)) == 1  # at Stop itself
+    assert len(store.readings_since(session.id).readings) == 1
 
 
 def test_a_reading_captured_after_the_end_is_refused_with_its_whole_batch(world):
@@ -109,7 +114,9 @@ def test_a_clinician_uploads_late_recorded_video_readings_into_their_own_session
     _, store = world.clinician()
     session = store.start_session(world.patient(store).id, "recorded_video")
     ended = store.end_session(session.id)
-    assert store.insert_readings(readings_for(session.id, 2, source="video", start=ended.ended_at)) == 2
+    # the last half second of the video, up to its end
+    assert store.insert_readings(readings_for(session.id, 2, source="video",
+                                              start=ended.ended_at - timedelta(milliseconds=250))) == 2
     _, other = world.clinician()
     with pytest.raises(NotFound):
         other.insert_readings(readings_for(session.id, 1, source="video", start=ended.ended_at))

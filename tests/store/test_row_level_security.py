@@ -19,7 +19,7 @@ from psycopg import errors
 
 from store.api import Actor
 from store.common import role_and_claims
-from store.validation import LATE_READING_GRACE, LATE_READING_TOLERANCE, late_readings_refusal, reading_row
+from store.validation import CLOCK_OFFSET_LIMIT, LATE_READING_GRACE, LATE_READING_TOLERANCE, late_readings_refusal, reading_row
 from tests.store.conftest import HAPPY, World, readings_for
 
 READING_COLUMNS = "id, session_id, captured_at, angry, disgust, fear, happy, sad, surprise, neutral, source"
@@ -199,22 +199,22 @@ def test_a_clinician_cannot_insert_into_another_clinicians_session(world, sql):
         cur.execute(INSERT_READING, reading_values(session.id))
 
 
-# Late readings (20261125100000_late_readings.sql): after the end, only readings captured by ended_at + 5 s, and only
-# for 24 h after the end.
+# Late readings (20261125100000_late_readings.sql, 20261203010000_device_clock.sql): after the end, only readings captured
+# by ended_at (stop means stop: device clocks are corrected, no tolerance), and only for 24 h after the end.
 def test_a_reading_captured_before_the_end_is_inserted_after_the_session_ended(world, sql):
     alice, store = world.clinician()
     session, _ = world.in_person_session(store)
     ended = store.end_session(session.id)
     with sql(clinician_actor(alice)) as cur:
         assert cur.execute(INSERT_READING, reading_values(session.id, ended.ended_at - timedelta(milliseconds=2))).rowcount == 1
-        assert cur.execute(INSERT_READING, reading_values(session.id, ended.ended_at + timedelta(seconds=5))).rowcount == 1
+        assert cur.execute(INSERT_READING, reading_values(session.id, ended.ended_at)).rowcount == 1  # at the end itself
 
 
 def test_a_reading_captured_after_the_session_ended_is_refused(world, sql):
     alice, store = world.clinician()
     session, _ = world.in_person_session(store)
     ended = store.end_session(session.id)
-    late = ended.ended_at + timedelta(seconds=5, milliseconds=1)  # just past the clock-skew tolerance
+    late = ended.ended_at + timedelta(milliseconds=1)  # just after Stop (there was a 5 s tolerance: now none)
     with sql(clinician_actor(alice)) as cur, pytest.raises(errors.InsufficientPrivilege):
         cur.execute(INSERT_READING, reading_values(session.id, late))
 
@@ -246,7 +246,7 @@ def test_the_insert_function_explains_late_refusals_and_skips_stored_readings(wo
     stored = readings_for(session.id, 2)
     store.insert_readings(stored)
     ended = store.end_session(session.id)
-    after = readings_for(session.id, 1, start=ended.ended_at + timedelta(seconds=6))
+    after = readings_for(session.id, 1, start=ended.ended_at + timedelta(seconds=1))
     with sql(clinician_actor(alice)) as cur, pytest.raises(errors.RaiseException,
                                                            match="session_not_live: .* after the end"):
         cur.execute("SELECT insert_readings(%s::jsonb)", (json.dumps([reading_row(r) for r in after]),))
@@ -264,19 +264,23 @@ def test_the_insert_function_explains_late_refusals_and_skips_stored_readings(wo
 
 def test_the_late_reading_constants_agree_with_the_python_store(world, sql):
     with sql(Actor.system()) as cur:
-        tolerance, grace = cur.execute("SELECT app.late_reading_tolerance(), app.late_reading_grace()").fetchone()
-    assert (tolerance, grace) == (LATE_READING_TOLERANCE, LATE_READING_GRACE)
+        tolerance, grace, offset_limit = cur.execute(
+            "SELECT app.late_reading_tolerance(), app.late_reading_grace(), app.device_clock_offset_limit()").fetchone()
+    assert (tolerance, grace, offset_limit) == (LATE_READING_TOLERANCE, LATE_READING_GRACE, CLOCK_OFFSET_LIMIT)
+    assert tolerance == timedelta(0)  # stop means stop: clocks are corrected, not absorbed by a tolerance
 
 
 @pytest.mark.parametrize("status, ended_ago, captured_after_end, taken", [
     ("live", None, timedelta(hours=1), True),
     ("scheduled", None, timedelta(hours=-1), False),
     ("ended", timedelta(minutes=1), timedelta(seconds=-30), True),
-    ("ended", timedelta(minutes=1), timedelta(seconds=5), True),
-    ("ended", timedelta(minutes=1), timedelta(seconds=5, microseconds=1), False),
+    ("ended", timedelta(minutes=1), timedelta(0), True),
+    ("ended", timedelta(minutes=1), timedelta(microseconds=1), False),
+    ("ended", timedelta(minutes=1), timedelta(seconds=1), False),
     ("ended", timedelta(hours=23, minutes=59), timedelta(0), True),
     ("ended", timedelta(hours=24, minutes=1), timedelta(0), False),
-], ids=["live", "scheduled", "captured before the end", "at the tolerance", "past the tolerance", "within the grace",
+], ids=["live", "scheduled", "captured before the end", "at the end", "just after the end", "1 s after the end",
+        "within the grace",
         "after the grace"])
 def test_sql_and_python_apply_the_same_late_reading_rule(world, sql, status, ended_ago, captured_after_end, taken):
     with sql(Actor.system()) as cur:

@@ -244,6 +244,22 @@ def test_heartbeat_stamps_the_device(world):
     stamped = next(d for d in store.list_devices() if d.id == device.id)
     assert stamped.last_heartbeat is not None
     assert abs((stamped.last_heartbeat - datetime.now(timezone.utc)).total_seconds()) < 60
+    assert stamped.clock_offset_ms is None and stamped.clock_measured_at is None  # nothing measured yet
+
+
+def test_heartbeat_answers_the_database_clock_and_keeps_the_measured_offset(world):
+    _, store = world.clinician()
+    device, device_store = world.device(store)
+    before = datetime.now(timezone.utc)
+    answered = device_store.heartbeat(timedelta(milliseconds=-3400))
+    assert answered.tzinfo is not None and abs(answered - before) < timedelta(seconds=60)
+    assert device_store.heartbeat() >= answered  # the clock of each call: it moves on
+    stamped = next(d for d in store.list_devices() if d.id == device.id)
+    assert stamped.clock_offset_ms == -3400 and stamped.clock_measured_at is not None  # kept by the heartbeat without one
+    with pytest.raises(InvalidInput, match="set the device's clock"):
+        device_store.heartbeat(timedelta(hours=25))
+    with pytest.raises(InvalidInput):
+        device_store.heartbeat(3400)  # not a timedelta
 
 
 def test_a_device_finds_its_live_session_and_nothing_after_it_ends(world):

@@ -28,7 +28,7 @@ import jwt
 import pytest
 
 from store.api import Actor, LoginThrottle
-from store.errors import InvalidInput, InvalidToken, NotFound, PermissionDenied, SessionNotLive, StoreUnavailable
+from store.errors import InvalidInput, InvalidToken, NotFound, PermissionDenied, SessionNotLive, StoreError, StoreUnavailable
 from store.models import Clinician, NewPatient, Reading
 from store.supabase_rest import SupabaseRestStore
 from store.validation import LATE_READING_GRACE
@@ -237,15 +237,42 @@ def test_a_pi_uses_its_device_token_and_the_anon_key_only(fake):
     pi = SupabaseRestStore.connect(fake.url, anon_key, device_token=token)
     fake.reply("POST", "/rest/v1/rpc/device_authenticate", Reply(200, [{"id": str(DEVICE_ID), "name": "pi", "room": "",
                                                                         "last_heartbeat": None, "created_at": None}]))
-    fake.reply("POST", "/rest/v1/rpc/device_heartbeat", Reply(204))
+    # a scalar function: PostgREST answers the bare JSON value, here the database's clock_timestamp()
+    fake.reply("POST", "/rest/v1/rpc/device_heartbeat", Reply(200, "2026-12-03T09:00:00.123456+00:00"),
+               Reply(200, "2026-12-03T09:00:30+00:00"))
     fake.reply("POST", "/rest/v1/rpc/device_live_session", Reply(200, []))
     assert pi.authenticate_device(DEVICE_ID, "the-key").id == DEVICE_ID
     device = pi.as_actor(Actor.for_device(DEVICE_ID))
-    device.heartbeat()
+    assert device.heartbeat() == datetime(2026, 12, 3, 9, 0, 0, 123456, tzinfo=timezone.utc)
+    device.heartbeat(timedelta(seconds=-3.4))
     assert device.live_session_for_device() is None
     assert {r.headers["authorization"] for r in fake.requests} == {f"Bearer {token}"}
     assert {r.headers["apikey"] for r in fake.requests} == {anon_key}
     assert fake.requests[0].body == {"p_device_id": str(DEVICE_ID), "p_key": "the-key"}
+    # the offset the device measured last, in whole ms (database time - device time); null until it has measured one
+    heartbeats = [r.body for r in fake.requests if r.path == "/rest/v1/rpc/device_heartbeat"]
+    assert heartbeats == [{"p_clock_offset_ms": None}, {"p_clock_offset_ms": -3400}]
+
+
+def test_a_heartbeat_answer_that_is_not_a_clock_is_an_error(fake, store):
+    fake.reply("POST", "/rest/v1/rpc/device_heartbeat", Reply(204))  # a database without 20261203010000_device_clock
+    with pytest.raises(StoreError, match="not the database's clock"):
+        store.as_actor(Actor.for_device(DEVICE_ID)).heartbeat()
+
+
+def test_an_absurd_clock_offset_is_refused_before_anything_is_sent(fake, store):
+    with pytest.raises(InvalidInput, match="set the device's clock"):
+        store.as_actor(Actor.for_device(DEVICE_ID)).heartbeat(timedelta(days=2))
+    assert fake.requests == []
+
+
+def test_devices_are_listed_with_their_measured_clock_offset(fake, store):
+    fake.reply("GET", "/rest/v1/devices", Reply(200, [{**DEVICE_ROW, "clock_offset_ms": -3400,
+                                                        "clock_measured_at": "2026-12-03T09:00:00+00:00"}]))
+    [device] = store.as_actor(AS_CLINICIAN).list_devices()
+    assert device.clock_offset_ms == -3400
+    assert device.clock_measured_at == datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
+    assert "clock_offset_ms" in fake.requests[0].param("select") and "clock_measured_at" in fake.requests[0].param("select")
 
 
 def test_without_the_jwt_secret_a_clinician_request_is_refused_before_the_network(fake):
@@ -438,7 +465,8 @@ def session_row() -> dict[str, Any]:
             "join_expires_at": None, "created_at": "2026-11-25T09:00:00+00:00"}
 
 
-DEVICE_ROW = {"id": str(DEVICE_ID), "name": "pi", "room": "", "last_heartbeat": None, "created_at": None, "revoked_at": None}
+DEVICE_ROW = {"id": str(DEVICE_ID), "name": "pi", "room": "", "last_heartbeat": None, "created_at": None, "revoked_at": None,
+              "clock_offset_ms": None, "clock_measured_at": None}
 AGGREGATE_ROW = {"readings": 0, "first_at": None, "last_at": None, **{f"mean_{label}": 0 for label in
                  ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")}, "dominant_counts": {}}
 
@@ -465,7 +493,7 @@ def plausible_postgrest(request: RecordedRequest) -> Reply:
                                  "created_at": "2026-11-25T09:00:00+00:00", "updated_at": "2026-11-25T09:00:00+00:00"}]}
     # functions returning a scalar or a jsonb document: PostgREST answers the bare value, not a list of rows
     scalars = {"rpc/login_attempt_begin": 0.0, "rpc/login_session_open": str(uuid.uuid4()),
-               "rpc/publish_consent_text": 2,
+               "rpc/publish_consent_text": 2, "rpc/device_heartbeat": "2026-12-03T09:00:00+00:00",
                "rpc/patient_export": {"patient": patient_row(), "record_entries": [], "consents": [],
                                       "sessions": [session_row()], "annotations": [],
                                       "reading_counts": {str(SESSION_ID): 0}},
@@ -475,7 +503,7 @@ def plausible_postgrest(request: RecordedRequest) -> Reply:
         return Reply(200, scalars[table])
     if table in ("rpc/insert_readings", "rpc/device_insert_readings", "rpc/insert_remote_readings"):
         return Reply(200, 1)
-    if table in ("rpc/device_heartbeat", "rpc/revoke_device"):
+    if table == "rpc/revoke_device":
         return Reply(204)
     if request.method == "POST" and "return=minimal" in request.prefer:
         return Reply(201)
