@@ -52,7 +52,7 @@ def _mark(store: Store, session: Session, kind: str, on_added: Callable[[], None
     try:
         marker = marker_service.mark_now(store, session, kind)
     except StoreError as error:
-        st.error(str(error))
+        ui.show_error(error)
         return
     on_added()
     st.toast(f"Marked '{marker.kind}'", icon=":material/flag:")
@@ -78,7 +78,7 @@ def types_editor(store: Store) -> None:
                 marker_service.editable_marker_types(store)  # defaults are saved first
                 store.add_marker_type(label, shortcut, position=len(types))
             except StoreError as error:
-                st.error(str(error))
+                ui.show_error(error)
             else:
                 st.rerun()
 
@@ -107,7 +107,7 @@ def review_marker_editor(store: Store, session: Session, origin: datetime, marke
             try:
                 marker_service.mark_at(store, session, origin, seconds, other if kind == OTHER else kind, text, frame)
             except StoreError as error:
-                st.error(str(error))
+                ui.show_error(error)
             else:
                 st.rerun()
     if not markers:
@@ -133,7 +133,7 @@ def review_marker_editor(store: Store, session: Session, origin: datetime, marke
                 else:
                     marker_service.move_marker(store, session, marker, origin, seconds, kind, text, frame)
             except StoreError as error:
-                st.error(str(error))
+                ui.show_error(error)
             else:
                 st.rerun()
 
