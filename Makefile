@@ -61,7 +61,7 @@ test: $(VENV)/.dev-installed browsers frontend
 
 # Every test must pass alone and in any order: this shuffles files and tests (the seed is printed; SEED=N repeats it).
 test-random: $(VENV)/.dev-installed browsers frontend
-	$(BIN)/python -m pytest -p randomly $(if $(SEED),--randomly-seed=$(SEED)) --durations=15
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -p randomly $(if $(SEED),--randomly-seed=$(SEED)) --durations=15
 
 bench: $(VENV)/.dev-installed frontend
 	$(BIN)/python -m bench
