@@ -1,7 +1,7 @@
 """Driving the real clinic app in Debian Chromium: start `streamlit run streamlit_app.py` on a reserved port (tests/ports.py) against a given
 database, launch Chromium through Playwright (never `playwright install`), and the clinician's steps as small functions.
 
-Used by tests/e2e/test_clinic_flow.py and by the insert-to-chart benchmark (bench/dashboard.py).
+Used by the browser tests of the clinic (tests/e2e/conftest.py has their fixtures) and by the insert-to-chart benchmark (bench/dashboard.py).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync",
 ]
 LIVE_CHART = ".st-key-live_chart .js-plotly-plot"
+SCREENSHOTS = PROJECT_ROOT / "artifacts" / "screenshots"  # git-ignored: what the tests saw, for people to look at
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
@@ -103,6 +104,14 @@ class AppProcess:
 
 def launch_chromium(playwright, extra_args: tuple[str, ...] = ()):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + list(extra_args))
+
+
+def screenshot(page, name: str, full_page: bool = True) -> Path:
+    """`artifacts/screenshots/<name>.png`."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page, timeout=90_000)
+    return path
 
 
 # --- the clinician's steps ----------------------------------------------------------------------------------------------

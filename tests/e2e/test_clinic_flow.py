@@ -11,7 +11,6 @@ import io
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,37 +19,11 @@ from tests.e2e import clinic_harness as ui
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SCREENSHOTS = ui.PROJECT_ROOT / "artifacts" / "screenshots"
 ADMIN = ("Dr Elena Ortiz", "elena", "first-admin-pw-7")
 
 
 def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"clinic-{name}.png"), full_page=True)
-
-
-@pytest.fixture
-def chromium() -> Path:
-    if not ui.CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
-    return ui.CHROMIUM
-
-
-@pytest.fixture
-def browser(chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = ui.launch_chromium(playwright)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def app(chromium, database_url: str, tmp_path: Path) -> Iterator[ui.AppProcess]:
-    process = ui.AppProcess.start({"DATABASE_URL": database_url, "PSYA_DATA_DIR": str(tmp_path / "data")}, tmp_path)
-    yield process
-    process.stop()
+    ui.screenshot(page, f"clinic-{name}")
 
 
 def run_device_writer(app: ui.AppProcess, device_id: str, key: str, count: int) -> subprocess.Popen:

@@ -4,7 +4,6 @@ session's cookie survives it, and a patient named like Markdown/HTML shows as ty
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,30 +18,6 @@ ADMIN = ("Dr Rosa Marín", "rosa", "first-admin-pw-8")
 EVIL = "[x](http://evil.example) ![t](http://evil.example/p.png) <img src=x>"
 # what Streamlit's renderer would turn into links, emoji, icons or colours even with every character escaped
 BARE = "see http://evil.example/a or www.evil.example, mail me@evil.example :smile: :material/home: :red[alarm] $x^2$"
-
-
-@pytest.fixture
-def browser():
-    if not ui.CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = ui.launch_chromium(playwright)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def app_env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    return {"DATABASE_URL": database_url, "PSYA_DATA_DIR": str(tmp_path / "data")}
-
-
-@pytest.fixture
-def app(app_env, tmp_path: Path) -> Iterator[ui.AppProcess]:
-    process = ui.AppProcess.start(app_env, tmp_path / "first")
-    yield process
-    process.stop()
 
 
 def login_cookie(page) -> str:

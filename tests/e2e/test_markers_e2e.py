@@ -4,10 +4,7 @@ Screenshots go to artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -15,32 +12,11 @@ from tests.e2e import clinic_harness as ui
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SCREENSHOTS = ui.PROJECT_ROOT / "artifacts" / "screenshots"
 USER = ("Dr Rosa Vidal", "rosa", "markers-pw-12345")
 
 
 def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"markers-{name}.png"), full_page=True)
-
-
-@pytest.fixture
-def browser():
-    if not ui.CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = ui.launch_chromium(playwright)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def app(browser, database_url: str, tmp_path: Path) -> Iterator[ui.AppProcess]:
-    process = ui.AppProcess.start({"DATABASE_URL": database_url, "PSYA_DATA_DIR": str(tmp_path / "data")}, tmp_path)
-    yield process
-    process.stop()
+    ui.screenshot(page, f"markers-{name}")
 
 
 def marker_texts(page, selector: str) -> list[str]:

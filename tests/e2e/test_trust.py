@@ -11,7 +11,6 @@ import io
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,31 +19,13 @@ from tests.e2e import clinic_harness as ui
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SCREENSHOTS = ui.PROJECT_ROOT / "artifacts" / "screenshots"
-
-
 def shot(page, name: str, full_page: bool = True) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"trust-{name}.png"), full_page=full_page, timeout=90_000)
+    ui.screenshot(page, f"trust-{name}", full_page)
 
 
-@pytest.fixture
-def browser():
-    if not ui.CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = ui.launch_chromium(playwright)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def app(browser, database_url: str, tmp_path: Path) -> Iterator[ui.AppProcess]:
-    process = ui.AppProcess.start({"DATABASE_URL": database_url, "PSYA_DATA_DIR": str(tmp_path / "data"), "DEFAULT_TIME_ZONE": "Europe/Madrid"}, tmp_path)
-    yield process
-    process.stop()
+@pytest.fixture(scope="module")
+def app_settings() -> dict[str, str]:
+    return {"DEFAULT_TIME_ZONE": "Europe/Madrid"}
 
 
 def test_presence_stop_means_stop_and_the_report_in_a_real_browser(app, browser):
