@@ -73,9 +73,9 @@ feed.stopped(session)  # an ended session shows only what was captured before St
 def source_connected() -> bool | None:
     """The source's own signal that it is still there (see app.presence)."""
     if session.mode == "remote":
-        # browser mode: no stream reaches the server, so only the readings' age tells (unknown here, not "gone")
+        # browser mode: no stream reaches the server; the page's batches (empty ones when no face is seen) tell
         if browser_component.analysed_in_browser(session.id):
-            return None
+            return presence.browser_connected(session.id)
         return presence.remote_connected(session.id)
     if session.mode == "in_person":
         return presence.device_connected(next((d for d in ctx.store.list_devices() if d.id == session.device_id), None))
