@@ -14,7 +14,7 @@ ui.show_flash()
 ui.disclaimer()
 
 for auto in lifecycle.end_idle_sessions(ctx.store, ctx.settings.idle_session_minutes):
-    st.info(f"Ended automatically: a live session idle since {clock.format_moment(auto.idle_since, tz)} (no reading, no note for {ctx.settings.idle_session_minutes} min).")
+    st.info(f"Ended automatically: a live session idle since {clock.format_moment(auto.idle_since, tz)} (no reading, no note for {ctx.settings.idle_session_minutes:g} min).")
 
 eligible = [p for p in ctx.store.list_patients() if p.consent_facial_analysis and not p.archived]
 names = {p.id: p.full_name for p in ctx.store.list_patients(include_archived=True)}
