@@ -1,7 +1,7 @@
 """Live dashboard of one session (/live?session=...): current emotion, last-minute distribution, whole-session chart,
 refreshed about once a second with only the readings inserted since the last refresh; annotations; stop."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import streamlit as st
 
@@ -54,9 +54,13 @@ def render_join_link() -> None:
             st.image(sessions.qr_png(link), width=220)
     else:
         st.caption("This link cannot be shown again (the app's key changed since it was made): make a new one.")
+    # Beside the link rather than a one-run flash: this page reruns every second and right after it loads.
+    renewed = st.session_state.setdefault("join_link_renewed", {})
+    if str(session.id) in renewed:
+        st.caption(f"New link made {clock.format_moment(renewed[str(session.id)], tz)}: the old one no longer works.")
     if st.button("New link", icon=":material/autorenew:", help="Replaces the link: the old one stops working at once."):
         st.session_state.setdefault("join_links", {})[str(session.id)] = links.new_link(ctx.store, ctx.settings, session)
-        ui.flash("New join link made: the old one no longer works.")
+        renewed[str(session.id)] = datetime.now(timezone.utc)
         st.rerun()
 
 
