@@ -4,9 +4,6 @@ session's cookie survives it, and a patient named like Markdown/HTML shows as ty
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-
 import jwt
 import pytest
 
@@ -90,10 +87,10 @@ def assert_no_live_markup(page, where: str) -> None:
     assert "😄" not in page.inner_text("body"), where
 
 
-def test_a_patient_named_like_markup_shows_as_typed_with_no_link_or_image(app, browser):
-    name, username, password = ADMIN
+def test_a_patient_named_like_markup_shows_as_typed_with_no_link_or_image(clinic_app, clinic_user, browser):
+    app = clinic_app  # the shared app: this clinician's patients list holds only what this test makes
     page = browser.new_context(viewport={"width": 1400, "height": 1200}).new_page()
-    ui.first_run_setup(page, app.url, name, username, password)
+    ui.log_in(page, app.url, clinic_user.username, clinic_user.password)
     ui.goto(page, f"{app.url}/patients")
     full_name = page.get_by_role("textbox", name="Full name")
     try:  # the "New patient" expander starts open when there are no patients
