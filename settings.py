@@ -66,7 +66,7 @@ class Settings:
     # live sessions with no reading and no clinician activity for this long are ended automatically.
     default_time_zone: str = "UTC"
     exclude_low_quality: bool = True
-    idle_session_minutes: int = 30
+    idle_session_minutes: float = 30.0  # fractions allowed (0.05: 3 s, for the browser tests)
 
     @property
     def backend(self) -> str:
@@ -113,7 +113,7 @@ class Settings:
             reaction_after_s=_positive_seconds("REACTION_AFTER_S", get("REACTION_AFTER_S"), cls.reaction_after_s),
             default_time_zone=get("DEFAULT_TIME_ZONE") or cls.default_time_zone,
             exclude_low_quality=(get("EXCLUDE_LOW_QUALITY") or "true").lower() in ("1", "true", "yes"),
-            idle_session_minutes=int(get("IDLE_SESSION_MINUTES") or cls.idle_session_minutes),
+            idle_session_minutes=float(get("IDLE_SESSION_MINUTES") or cls.idle_session_minutes),
         )
 
 

@@ -16,7 +16,10 @@ folder (a replaced model is served at once, never a stale cached one) and descri
 tensor types and quantisation Python's own interpreter reports.
 
 Which mode a session runs in is kept per process (`session_modes`) for the clinician's dashboard: "browser", or "server"
-when REMOTE_ANALYSIS=server or when the patient's browser could not run the model (the reason is shown).
+when REMOTE_ANALYSIS=server or when the patient's browser could not run the model (the reason is shown). So is when the
+patient's page last sent a batch (`last_batch_at`): the page sends one about once a second while it is open, an empty one
+when no face is seen, so batches that stop mean the patient is gone (tab closed, network lost) and batches without
+readings mean no face (app/presence.py).
 """
 
 from __future__ import annotations
@@ -367,6 +370,7 @@ class BrowserReadingIntake:
         with self._lock:
             if batch.seq <= self._acked:
                 return self._acked  # the same component value seen on another rerun: already handled
+            note_batch(self.session_id)  # a new batch, readings or not: the patient's page is there
             self._batches += 1
             self._received += len(batch.readings) + len(batch.rejected)
             self._rejected += len(batch.rejected)
@@ -432,6 +436,21 @@ def report_mode(session_id: uuid.UUID, mode: AnalysisMode, reason: str = "") -> 
         if current is None or (current.mode, current.reason) != (mode, reason):
             _modes[session_id] = ModeReport(mode, reason)
             log.info("remote session %s analysed in %s mode%s", session_id, mode, f" ({reason})" if reason else "")
+
+
+_last_batches: dict[uuid.UUID, datetime] = {}
+
+
+def note_batch(session_id: uuid.UUID, at: datetime | None = None) -> None:
+    """A new batch (with readings or without: the page's heartbeat) arrived from this session's patient page."""
+    with _modes_lock:
+        _last_batches[session_id] = at or datetime.now(timezone.utc)
+
+
+def last_batch_at(session_id: uuid.UUID) -> datetime | None:
+    """When the patient's page last sent a batch to this server process (None: never, or before a restart)."""
+    with _modes_lock:
+        return _last_batches.get(session_id)
 
 
 def session_mode(session_id: uuid.UUID) -> ModeReport | None:

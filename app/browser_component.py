@@ -124,8 +124,7 @@ def _relay_wanted(settings: Settings, session_id: uuid.UUID) -> bool:
 
 def analysed_in_browser(session_id: uuid.UUID) -> bool:
     """Whether the patient's page reported browser mode for this session (in this server process): then no video
-    stream reaches the server, and its readings come only while a face is seen, so the dashboard cannot tell "gone"
-    from "no face" (app.presence: source unknown)."""
+    stream reaches the server, and whether the patient is there comes from the page's batches (app.presence)."""
     report = browser_analysis.session_mode(session_id)
     return report is not None and report.mode == "browser"
 

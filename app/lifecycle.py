@@ -50,7 +50,7 @@ class AutoEnd:
     idle_since: datetime
 
 
-def end_idle_sessions(store: Store, idle_minutes: int, now: datetime | None = None) -> list[AutoEnd]:
+def end_idle_sessions(store: Store, idle_minutes: float, now: datetime | None = None) -> list[AutoEnd]:
     """End the acting clinician's live sessions idle for `idle_minutes`; returns what was ended."""
     if idle_minutes <= 0:
         return []

@@ -3,8 +3,10 @@
 Sources write a reading only for a frame with a face, so the age of the newest reading is how long the patient's face
 has not been seen. Whether the source itself is still there comes from `source_connected`: for a remote session, the
 patient's stream registered in this server process (closing the tab or losing the network ends it); for an in-person
-session, the Pi agent's heartbeat (every 30 s by default, so "camera offline" takes up to two heartbeats). One function
-answers per source, so a new transport (browser analysis) adds its signal there.
+session, the Pi agent's heartbeat (every 30 s by default, so "camera offline" takes up to two heartbeats); for a remote
+session analysed in the patient's browser, the batches its page sends about once a second while it is open (an empty
+batch when no face is seen: batches that stop mean the page is gone, batches without readings mean no face). One
+function answers per source.
 
 States (checked in this order): ended; waiting (no reading yet); present (a reading in the last PRESENT_WITHIN_S);
 disconnected (the source is gone); no face (the source is there, or unknown, but no usable face for that long).
@@ -20,6 +22,7 @@ from store.models import Device, Session
 
 PRESENT_WITHIN_S = 3.0  # sources send a few readings a second: three seconds without one is noticeable
 DEVICE_ALIVE_WITHIN = timedelta(seconds=75)  # two and a half Pi heartbeats (30 s)
+BROWSER_ALIVE_WITHIN = timedelta(seconds=5)  # the patient's page sends a batch about once a second: five missed is gone
 
 State = Literal["ended", "waiting", "present", "no_face", "disconnected"]
 
@@ -73,6 +76,17 @@ def remote_connected(session_id: object) -> bool | None:
     except Exception:  # the WebRTC stack is optional for this check: unknown, not "gone"
         return None
     return webrtc_session.live_stream(session_id) is not None
+
+
+def browser_connected(session_id: object, now: datetime | None = None) -> bool | None:
+    """Whether the patient's page (browser analysis) still sends its batches; None before its first batch reached this
+    server process (after a restart, or before the camera page loaded: unknown, not "gone")."""
+    from app import browser_analysis
+
+    last = browser_analysis.last_batch_at(session_id)  # type: ignore[arg-type]
+    if last is None:
+        return None
+    return (now or datetime.now(timezone.utc)) - last <= BROWSER_ALIVE_WITHIN
 
 
 def remote_analysed_frames(session_id: object) -> int | None:

@@ -1,7 +1,7 @@
 """Live dashboard of one session (/live?session=...): current emotion, last-minute distribution, whole-session chart,
 refreshed about once a second with only the readings inserted since the last refresh; annotations; stop."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import streamlit as st
 
@@ -54,9 +54,13 @@ def render_join_link() -> None:
             st.image(sessions.qr_png(link), width=220)
     else:
         st.caption("This link cannot be shown again (the app's key changed since it was made): make a new one.")
+    # Beside the link rather than a one-run flash: this page reruns every second and right after it loads.
+    renewed = st.session_state.setdefault("join_link_renewed", {})
+    if str(session.id) in renewed:
+        st.caption(f"New link made {clock.format_moment(renewed[str(session.id)], tz)}: the old one no longer works.")
     if st.button("New link", icon=":material/autorenew:", help="Replaces the link: the old one stops working at once."):
         st.session_state.setdefault("join_links", {})[str(session.id)] = links.new_link(ctx.store, ctx.settings, session)
-        ui.flash("New join link made: the old one no longer works.")
+        renewed[str(session.id)] = datetime.now(timezone.utc)
         st.rerun()
 
 
@@ -73,9 +77,9 @@ feed.stopped(session)  # an ended session shows only what was captured before St
 def source_connected() -> bool | None:
     """The source's own signal that it is still there (see app.presence)."""
     if session.mode == "remote":
-        # browser mode: no stream reaches the server, so only the readings' age tells (unknown here, not "gone")
+        # browser mode: no stream reaches the server; the page's batches (empty ones when no face is seen) tell
         if browser_component.analysed_in_browser(session.id):
-            return None
+            return presence.browser_connected(session.id)
         return presence.remote_connected(session.id)
     if session.mode == "in_person":
         return presence.device_connected(next((d for d in ctx.store.list_devices() if d.id == session.device_id), None))

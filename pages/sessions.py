@@ -13,8 +13,14 @@ st.title("Sessions")
 ui.show_flash()
 ui.disclaimer()
 
+# Kept for this browser session, not shown once: the page reruns right after it loads (the login cookie component), and
+# a notice shown only in the run that ended the session would be gone before anyone read it.
+auto_ended: dict = st.session_state.setdefault("auto_ended_notices", {})
 for auto in lifecycle.end_idle_sessions(ctx.store, ctx.settings.idle_session_minutes):
-    st.info(f"Ended automatically: a live session idle since {clock.format_moment(auto.idle_since, tz)} (no reading, no note for {ctx.settings.idle_session_minutes} min).")
+    auto_ended[str(auto.session.id)] = (f"Ended automatically: a live session idle since {clock.format_moment(auto.idle_since, tz)} "
+                                        f"(no reading, no note for {ctx.settings.idle_session_minutes:g} min).")
+for notice in auto_ended.values():
+    st.info(notice)
 
 eligible = [p for p in ctx.store.list_patients() if p.consent_facial_analysis and not p.archived]
 names = {p.id: p.full_name for p in ctx.store.list_patients(include_archived=True)}

@@ -4,6 +4,9 @@
 // box, face count, quality) go back to Python through Streamlit.setComponentValue, batched about once a second. Python
 // acknowledges each batch by its sequence number (args.ack); readings stay queued here, and are sent again, until a
 // batch holding them is acknowledged. Each reading has a UUID made here, so a re-sent reading is never stored twice.
+// While the page is open a batch goes out about once a second even with no reading in it (no face seen, camera off):
+// the clinician's dashboard tells "no face" (batches keep coming) from "patient gone" (they stop: tab closed, network
+// lost).
 //
 // The Streamlit component protocol is a few postMessage calls, written out below (no extra npm package).
 import { Analyzer } from "./pipeline.js";
@@ -34,6 +37,7 @@ const state = {
   loading: null,
   stream: null,
   timer: null,
+  heartbeat: null, // sends a batch about once a second while the page is open, readings or not
   busy: false,
   queue: [], // readings not yet acknowledged
   inFlight: new Map(), // seq -> number of readings (from the head of the queue) that batch carried
@@ -79,6 +83,7 @@ async function ensureAnalyzer() {
       (analyzer) => {
         state.analyzer = analyzer;
         setValue({ kind: "ready", seq: 0, user_agent: navigator.userAgent });
+        if (!state.heartbeat && !state.args.ended) state.heartbeat = setInterval(() => flush(false), state.args.batch_interval_ms);
         ui.start.disabled = false;
         setStatus("Camera off. Press Start camera when you are ready.");
       },
@@ -172,11 +177,11 @@ function showProgress() {
   setStatus(text);
 }
 
-// Send the unacknowledged readings: the first at once after a quiet spell, then about once a second.
+// Send the unacknowledged readings about once a second (an empty batch when there are none: the page's heartbeat);
+// `force` sends what is queued at once (the camera stops), and nothing when the queue is empty.
 function flush(force) {
-  if (!state.queue.length) return;
   const now = Date.now();
-  if (!force && now - state.lastSentAt < state.args.batch_interval_ms) return;
+  if (force ? !state.queue.length : now - state.lastSentAt < state.args.batch_interval_ms) return;
   state.seq += 1;
   const readings = state.queue.slice(0, MAX_PER_BATCH);
   state.inFlight.set(state.seq, readings.map((r) => r.id));
@@ -213,6 +218,8 @@ function onRender(args) {
   if (first) buildUi();
   acknowledge(args.ack ?? 0);
   if (args.ended) {
+    if (state.heartbeat) clearInterval(state.heartbeat);
+    state.heartbeat = null;
     stopCamera("Your clinician has ended this session. You can close this page.");
     ui.start.disabled = true;
     return;

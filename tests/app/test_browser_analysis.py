@@ -131,6 +131,27 @@ def test_batches_are_stored_once_even_when_the_browser_sends_them_again(clinicia
         intake.stop()
 
 
+def test_an_empty_batch_is_the_pages_heartbeat_acknowledged_and_noted_as_contact(clinician_store, system_store, remote_join):
+    """The patient's page sends a batch about once a second even when no face is seen (no readings in it): it is
+    acknowledged, stores nothing, and tells the dashboard the page is still there (app.presence.browser_connected)."""
+    session_id = remote_join.session.id
+    intake = BrowserReadingIntake(session_id, remote_writer(system_store, remote_join.token), write_interval_s=0.2)
+    try:
+        assert browser_analysis.last_batch_at(session_id) is None
+        before = datetime.now(timezone.utc)
+        assert intake.accept(parse_batch(batch(1, [], frames_analysed=8, frames_without_face=8), session_id)) == 1
+        noted = browser_analysis.last_batch_at(session_id)
+        assert noted is not None and noted >= before
+        # the same value seen again on another rerun is not new contact
+        assert intake.accept(parse_batch(batch(1, []), session_id)) == 1
+        assert browser_analysis.last_batch_at(session_id) == noted
+        status = intake.status()
+        assert (status.batches, status.readings_accepted, status.frames_without_face) == (1, 0, 8)
+        assert clinician_store.readings_since(session_id).readings == []
+    finally:
+        intake.stop()
+
+
 def test_refused_readings_are_counted_and_the_rest_stored(clinician_store, system_store, remote_join):
     session_id = remote_join.session.id
     intake = BrowserReadingIntake(session_id, remote_writer(system_store, remote_join.token), write_interval_s=0.2)

@@ -38,6 +38,17 @@ def test_presence_says_present_no_face_or_disconnected_from_the_newest_reading_a
     assert presence.assess(live(), NOW - timedelta(seconds=4), None, NOW).state == "no_face"  # unknown source: no face
 
 
+def test_a_browser_analysed_patient_is_there_while_their_page_sends_batches():
+    from app import browser_analysis
+
+    session_id = uuid.uuid4()
+    assert presence.browser_connected(session_id, NOW) is None  # no batch yet in this process: unknown, not gone
+    browser_analysis.note_batch(session_id, NOW - timedelta(seconds=1))
+    assert presence.browser_connected(session_id, NOW) is True
+    browser_analysis.note_batch(session_id, NOW - timedelta(seconds=6))
+    assert presence.browser_connected(session_id, NOW) is False
+
+
 def test_a_reading_is_low_quality_when_the_face_is_tiny_cut_off_or_turned_away():
     assert quality.quality_problems(reading((200, 150, 120, 120))) == ()
     assert quality.quality_problems(reading((200, 150, 30, 30))) == ("tiny face",)
@@ -75,6 +86,33 @@ def test_the_dashboard_says_the_remote_patient_is_gone_and_drops_the_current_emo
     assert "Patient disconnected · last reading" in page_text(at)
     assert metrics(at)["Current emotion"] == "—"  # not "fear" indefinitely
     assert metrics(at)["Last reading"].endswith("s ago")
+
+
+def test_in_browser_mode_batches_that_stop_say_disconnected_and_empty_batches_say_no_face(signed_in_app, clinician_store, system_store, store_factory):
+    """Browser analysis (the default): no video reaches the server, so the patient's page sends a batch about once a
+    second, empty when no face is seen. Batches that stop (tab closed) mean "Patient disconnected"; empty batches that
+    keep coming mean "No face"."""
+    from app import browser_analysis
+
+    patient = consenting_patient(clinician_store, "Berta Cano")
+    started = clinician_store.start_remote_session(patient.id)
+    session = began_ago(store_factory, started.session, 60)
+    browser_analysis.report_mode(session.id, "browser")
+    now = datetime.now(timezone.utc)
+    system_store.insert_remote_readings(started.token, [
+        Reading(session.id, now - timedelta(seconds=12), one_hot("fear"), "remote", box=(200, 150, 120, 120)),
+    ])
+    browser_analysis.note_batch(session.id, now - timedelta(seconds=11))  # the last batch came with that reading
+    at = open_page(signed_in_app, "pages/live.py", session=session.id)
+    assert not at.exception, at.exception
+    text = page_text(at)
+    assert "Patient disconnected · last reading 1" in text and "No face" not in text
+    assert metrics(at)["Current emotion"] == "—"
+
+    browser_analysis.note_batch(session.id)  # the page is back, sending empty batches: it sees no face
+    at.run()
+    text = page_text(at)
+    assert "No face for 1" in text and "Patient disconnected" not in text
 
 
 def test_the_dashboard_says_no_face_while_the_room_camera_is_alive(signed_in_app, clinician_store, store_factory):

@@ -51,6 +51,8 @@ def test_the_join_link_is_shown_again_after_a_reload_and_a_new_link_replaces_it(
     button(again, "New link").click().run()
     second = next(c.value for c in again.code if "token=" in c.value)
     assert second != first
+    again.run()  # the page reruns by itself (every second, and right after it loads): the notice stays
+    assert "the old one no longer works" in page_text(again)
     with pytest.raises(InvalidToken):
         system_store.session_for_token(first.split("token=", 1)[1])
     assert system_store.session_for_token(second.split("token=", 1)[1]).id == session.id
@@ -86,4 +88,16 @@ def test_the_sessions_page_says_when_it_ended_an_idle_session(signed_in_app, cli
     began_ago(store_factory, idle, 31 * 60)
     at = open_page(signed_in_app, "pages/sessions.py")
     assert "Ended automatically: a live session idle since" in page_text(at)
+    at.run()  # the page reruns right after it loads (the login cookie component): the notice must survive it
+    assert "Ended automatically: a live session idle since" in page_text(at)
     assert clinician_store.get_session(idle.id).status == "ended"
+
+
+def test_the_idle_time_is_a_setting_in_minutes_fractions_allowed(clinician_store, store_factory, tmp_path):
+    """IDLE_SESSION_MINUTES=0.05 (3 s) lets the browser test see an automatic end without waiting half an hour."""
+    settings = Settings.load(environ={"IDLE_SESSION_MINUTES": "0.05"}, secrets_file=tmp_path / "none.toml")
+    assert settings.idle_session_minutes == 0.05
+    patient = consenting_patient(clinician_store, "Irene Jara")
+    idle, _ = device_session(clinician_store, store_factory, patient)
+    idle = began_ago(store_factory, idle, 4)
+    assert [e.session.id for e in lifecycle.end_idle_sessions(clinician_store, settings.idle_session_minutes)] == [idle.id]

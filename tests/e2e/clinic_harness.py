@@ -1,11 +1,12 @@
 """Driving the real clinic app in Debian Chromium: start `streamlit run streamlit_app.py` on a reserved port (tests/ports.py) against a given
 database, launch Chromium through Playwright (never `playwright install`), and the clinician's steps as small functions.
 
-Used by tests/e2e/test_clinic_flow.py and by the insert-to-chart benchmark (bench/dashboard.py).
+Used by the browser tests of the clinic (tests/e2e/conftest.py has their fixtures) and by the insert-to-chart benchmark (bench/dashboard.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -26,6 +27,16 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync",
 ]
 LIVE_CHART = ".st-key-live_chart .js-plotly-plot"
+SCREENSHOTS = PROJECT_ROOT / "artifacts" / "screenshots"  # git-ignored: what the tests saw, for people to look at
+
+
+@contextlib.contextmanager
+def step(name: str):
+    """One named step of a scenario test: a failure says which step it was in."""
+    try:
+        yield
+    except Exception as error:
+        raise AssertionError(f"step {name!r} failed: {type(error).__name__}: {error}") from error
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
@@ -37,6 +48,16 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not reached within {timeout} s")
         time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class User:
+    """A clinician account for a test: what they type to log in, and the store acting as them."""
+
+    username: str
+    password: str
+    clinician: Any
+    store: Any = field(repr=False)
 
 
 @dataclass
@@ -105,6 +126,14 @@ def launch_chromium(playwright, extra_args: tuple[str, ...] = ()):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + list(extra_args))
 
 
+def screenshot(page, name: str, full_page: bool = True) -> Path:
+    """`artifacts/screenshots/<name>.png`."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page, timeout=90_000)
+    return path
+
+
 # --- the clinician's steps ----------------------------------------------------------------------------------------------
 
 
@@ -163,10 +192,12 @@ def wait_for_login_cookie(page, timeout: float = 30.0) -> None:
 
 def create_patient_with_consent(page, url: str, name: str, diagnosis: str) -> None:
     goto(page, f"{url}/patients")
-    expander = page.get_by_text("New patient")
-    if not page.get_by_role("textbox", name="Full name").is_visible():
-        expander.click()
-    page.get_by_role("textbox", name="Full name").fill(name)
+    field = page.get_by_role("textbox", name="Full name")
+    try:  # the "New patient" expander starts open when the list is empty: wait for it rather than race its render
+        field.wait_for(state="visible", timeout=15_000)
+    except Exception:
+        page.get_by_text("New patient").click()
+    field.fill(name)
     page.get_by_role("textbox", name="Diagnosis").fill(diagnosis)
     page.get_by_text("The patient consents to facial analysis during sessions").click()
     page.get_by_role("button", name="Create patient").click()
@@ -188,9 +219,23 @@ def register_device(page, url: str, name: str, room: str) -> tuple[str, str]:
     return values["PSYA_DEVICE_ID"].strip(), values["PSYA_DEVICE_KEY"].strip()
 
 
-def start_in_person_session(page, url: str) -> str:
-    """Start an in-person session for the first eligible patient on the first device; returns the session id."""
+def choose(page, label: str, option: str) -> None:
+    """Pick the option whose text contains `option` in the Streamlit selectbox labelled `label`."""
+    box = page.get_by_test_id("stSelectbox").filter(has_text=label)
+    box.wait_for(timeout=30_000)
+    if option in box.inner_text():
+        return  # already chosen
+    box.get_by_role("combobox").click()
+    page.get_by_role("option").filter(has_text=option).first.click()
+    wait_for_app_idle(page)
+
+
+def start_in_person_session(page, url: str, device_name: str | None = None) -> str:
+    """Start an in-person session for the first eligible patient, on the device named `device_name` (default: the
+    first listed); returns the session id."""
     goto(page, f"{url}/sessions")
+    if device_name is not None:
+        choose(page, "Room camera (Pi device)", f"{device_name} ·")
     page.get_by_role("button", name="Start in-person session").click()
     page.wait_for_url(re.compile(r"/live\?session="), timeout=30_000)
     return re.search(r"session=([0-9a-f-]{36})", page.url).group(1)

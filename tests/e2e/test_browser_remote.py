@@ -4,8 +4,9 @@ the model running in the patient's browser (LiteRT.js, the built component in fr
 
 Shown here: readings from the patient's browser land in their session and on the clinician's live dashboard, which says
 the session runs in browser mode; no video reaches the server (the patient's page never opens an RTCPeerConnection, and
-the server's own counter of video frames received for the session stays at zero); ending the session stops the
-readings. And a browser that cannot run the model falls back to server mode, with the patient's second consent, and the
+the server's own counter of video frames received for the session stays at zero); when the patient closes the tab the
+dashboard says "Patient disconnected" within seconds (screenshots: artifacts/screenshots/dashboard-*-browser-mode.png);
+ending the session stops the readings. And a browser that cannot run the model falls back to server mode, with the patient's second consent, and the
 clinician sees why.
 """
 
@@ -22,7 +23,7 @@ import pytest
 
 from store.models import NewPatient
 from tests.e2e.browser_bundle import bundle_skip_reason
-from tests.e2e.clinic_harness import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.clinic_harness import CHROMIUM, CHROMIUM_ARGS, screenshot
 from tests.e2e.fixtures_video import FRAME_HEIGHT, FRAME_WIDTH, write_y4m
 from tests.e2e.test_remote import (  # noqa: F401 - fixtures used by name
     CONSENT_LABEL, WEBRTC_IFRAME, app_clinician, app_clinician_store, app_server, app_store, chromium_path,
@@ -96,6 +97,11 @@ def open_patient_page(browser, link: str, init_scripts: tuple[str, ...] = ()):
     return page
 
 
+def metric(page, label: str) -> str:
+    value = page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+    return value.last.inner_text(timeout=5_000).strip()  # the newest while a fragment reruns
+
+
 def peer_connections(page) -> int:
     return sum(int(frame.evaluate("() => window.__peerConnections || 0")) for frame in page.frames)
 
@@ -113,7 +119,7 @@ def test_browser_mode_readings_reach_the_dashboard_and_no_video_reaches_the_serv
     browser = launch_with_camera(playwright_instance, video)
     clinician_page = None
     try:
-        clinician_context = browser.new_context()
+        clinician_context = browser.new_context(viewport={"width": 1400, "height": 1500})  # the whole dashboard in a screenshot
         clinician_context.set_default_navigation_timeout(120_000)
         clinician_page = clinician_context.new_page()
         log_in(clinician_page, app_server.url)
@@ -158,7 +164,22 @@ def test_browser_mode_readings_reach_the_dashboard_and_no_video_reaches_the_serv
         assert page.locator(WEBRTC_IFRAME).count() == 0
         assert peer_connections(page) == 0
         page.screenshot(path=str(tmp_path / "patient-browser-mode.png"), full_page=True)
-        clinician_page.screenshot(path=str(tmp_path / "clinician-browser-mode.png"), full_page=True)
+        screenshot(clinician_page, "dashboard-present-browser-mode")
+
+        # The patient closes the tab: their page's batches stop, and within seconds the dashboard says the patient is
+        # gone (not "no face", which is what the page's empty batches say while it is open), with the last reading's age.
+        page.context.close()
+        clinician_page.get_by_text(re.compile(r"Patient disconnected · last reading \d+ s ago")).first.wait_for(timeout=60_000)
+        assert clinician_page.get_by_text(re.compile("No face for")).count() == 0
+        assert metric(clinician_page, "Current emotion") == "—"
+        assert re.fullmatch(r"\d+ s ago", metric(clinician_page, "Last reading"))
+        screenshot(clinician_page, "dashboard-gone-browser-mode")
+
+        # The patient opens the link again: present again, and ending the session ends their page's analysis.
+        page = open_patient_page(browser, link)
+        component = page.frame_locator(COMPONENT_IFRAME)
+        component.get_by_role("button", name="Start camera").click(timeout=120_000)
+        clinician_page.get_by_text("Patient present").first.wait_for(timeout=90_000)
 
         app_clinician_store.end_session(session.id)
         page.get_by_text(re.compile("session has ended", re.I)).first.wait_for(timeout=30_000)
@@ -203,8 +224,10 @@ def test_a_browser_that_cannot_run_the_model_falls_back_to_server_mode_with_cons
         page.get_by_text("I agree that my camera video is sent to the clinic's server").click()
         page.locator(WEBRTC_IFRAME).wait_for(timeout=60_000)
 
+        # The component's own report ("cannot run the model") comes first; the page's full rerun then reports the reason
+        # the patient was shown: wait for that one.
         deadline = time.monotonic() + 30
-        while "on this server" not in mode_caption(clinician_page) and time.monotonic() < deadline:
+        while "cannot run the analysis" not in mode_caption(clinician_page) and time.monotonic() < deadline:
             clinician_page.wait_for_timeout(500)
         caption = mode_caption(clinician_page)
         assert "on this server" in caption and "cannot run the analysis" in caption and "no WebAssembly" in caption, caption

@@ -11,7 +11,6 @@ import io
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,37 +19,11 @@ from tests.e2e import clinic_harness as ui
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SCREENSHOTS = ui.PROJECT_ROOT / "artifacts" / "screenshots"
 ADMIN = ("Dr Elena Ortiz", "elena", "first-admin-pw-7")
 
 
 def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"clinic-{name}.png"), full_page=True)
-
-
-@pytest.fixture
-def chromium() -> Path:
-    if not ui.CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
-    return ui.CHROMIUM
-
-
-@pytest.fixture
-def browser(chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = ui.launch_chromium(playwright)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def app(chromium, database_url: str, tmp_path: Path) -> Iterator[ui.AppProcess]:
-    process = ui.AppProcess.start({"DATABASE_URL": database_url, "PSYA_DATA_DIR": str(tmp_path / "data")}, tmp_path)
-    yield process
-    process.stop()
+    ui.screenshot(page, f"clinic-{name}")
 
 
 def run_device_writer(app: ui.AppProcess, device_id: str, key: str, count: int) -> subprocess.Popen:
@@ -178,25 +151,19 @@ def test_make_run_defaults_open_a_working_app_on_the_embedded_database(chromium,
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def test_the_real_pi_agent_on_a_clip_feeds_the_live_dashboard(app, browser, database_url, photos_dir, tmp_path):
+def test_the_real_pi_agent_on_a_clip_feeds_the_live_dashboard(clinic_app, clinic_user, clinic_database_url, browser, photos_dir, tmp_path):
     """The room's agent as it runs on a Pi (`python -m pi_agent run`), with a video file standing in for the camera and
     the real model: once the clinician starts the in-person session, its readings show on the dashboard."""
     import signal
 
-    from app import auth
-    from settings import Settings
-    from store import open_store
-    from store.api import Actor
     from tests.app.helpers import PHOTOS, consenting_patient, write_face_video
     from tests.conftest import SHARED_DIR
     from tests.e2e.fixtures_video import model_for_tests
 
-    name, username, password = ADMIN
-    store = open_store(Settings(database_url=database_url))
-    clinician = auth.create_first_admin(store, username, name, password, password)
-    mine = store.as_actor(Actor.for_clinician(clinician))
+    app, database_url, mine = clinic_app, clinic_database_url, clinic_user.store  # the shared app, as a clinician of its own
+    username, password = clinic_user.username, clinic_user.password
     consenting_patient(mine, "Nora Agent")
-    registration = mine.register_device("pi-room-2", "Room 2")
+    registration = mine.register_device(f"pi-agent-{uuid.uuid4().hex[:6]}", "Room 2")
     clip = write_face_video(photos_dir, PHOTOS * 4, tmp_path / "camera.mp4", fps=10.0, seconds_each=1.0)
     model = model_for_tests(SHARED_DIR / "anchors", tmp_path / "model")  # the shipped model (None) unless it is missing
     env = {k: v for k, v in app.env.items() if not k.startswith("PSYA_")}
@@ -211,7 +178,7 @@ def test_the_real_pi_agent_on_a_clip_feeds_the_live_dashboard(app, browser, data
     page = context.new_page()
     try:
         ui.log_in(page, app.url, username, password)
-        session_id = ui.start_in_person_session(page, app.url)
+        session_id = ui.start_in_person_session(page, app.url, registration.device.name)
         ui.wait_until(lambda: int(ui.metric_value(page, "Readings") or 0) >= 5, 90, 0.25, "agent readings on the dashboard")
         ui.wait_until(lambda: ui.chart_points(page) >= 5, 60, 0.1, "agent readings on the chart")
         shot(page, "07-live-from-pi-agent")
@@ -228,5 +195,4 @@ def test_the_real_pi_agent_on_a_clip_feeds_the_live_dashboard(app, browser, data
             agent.kill()
             output, _ = agent.communicate()
         context.close()
-        store.close()
     assert "Traceback" not in output, output

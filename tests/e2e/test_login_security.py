@@ -4,10 +4,6 @@ session's cookie survives it, and a patient named like Markdown/HTML shows as ty
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-
 import jwt
 import pytest
 
@@ -19,30 +15,6 @@ ADMIN = ("Dr Rosa Marín", "rosa", "first-admin-pw-8")
 EVIL = "[x](http://evil.example) ![t](http://evil.example/p.png) <img src=x>"
 # what Streamlit's renderer would turn into links, emoji, icons or colours even with every character escaped
 BARE = "see http://evil.example/a or www.evil.example, mail me@evil.example :smile: :material/home: :red[alarm] $x^2$"
-
-
-@pytest.fixture
-def browser():
-    if not ui.CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = ui.launch_chromium(playwright)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def app_env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    return {"DATABASE_URL": database_url, "PSYA_DATA_DIR": str(tmp_path / "data")}
-
-
-@pytest.fixture
-def app(app_env, tmp_path: Path) -> Iterator[ui.AppProcess]:
-    process = ui.AppProcess.start(app_env, tmp_path / "first")
-    yield process
-    process.stop()
 
 
 def login_cookie(page) -> str:
@@ -115,10 +87,10 @@ def assert_no_live_markup(page, where: str) -> None:
     assert "😄" not in page.inner_text("body"), where
 
 
-def test_a_patient_named_like_markup_shows_as_typed_with_no_link_or_image(app, browser):
-    name, username, password = ADMIN
+def test_a_patient_named_like_markup_shows_as_typed_with_no_link_or_image(clinic_app, clinic_user, browser):
+    app = clinic_app  # the shared app: this clinician's patients list holds only what this test makes
     page = browser.new_context(viewport={"width": 1400, "height": 1200}).new_page()
-    ui.first_run_setup(page, app.url, name, username, password)
+    ui.log_in(page, app.url, clinic_user.username, clinic_user.password)
     ui.goto(page, f"{app.url}/patients")
     full_name = page.get_by_role("textbox", name="Full name")
     try:  # the "New patient" expander starts open when there are no patients

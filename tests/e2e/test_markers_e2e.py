@@ -4,10 +4,7 @@ Screenshots go to artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -15,32 +12,9 @@ from tests.e2e import clinic_harness as ui
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SCREENSHOTS = ui.PROJECT_ROOT / "artifacts" / "screenshots"
-USER = ("Dr Rosa Vidal", "rosa", "markers-pw-12345")
-
 
 def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"markers-{name}.png"), full_page=True)
-
-
-@pytest.fixture
-def browser():
-    if not ui.CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = ui.launch_chromium(playwright)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def app(browser, database_url: str, tmp_path: Path) -> Iterator[ui.AppProcess]:
-    process = ui.AppProcess.start({"DATABASE_URL": database_url, "PSYA_DATA_DIR": str(tmp_path / "data")}, tmp_path)
-    yield process
-    process.stop()
+    ui.screenshot(page, f"markers-{name}")
 
 
 def marker_texts(page, selector: str) -> list[str]:
@@ -54,58 +28,50 @@ def marker_texts(page, selector: str) -> list[str]:
     )
 
 
-def test_a_marker_added_by_its_shortcut_shows_on_the_live_chart_and_the_review(app, browser, database_url):
-    from app import auth
-    from settings import Settings
-    from store import open_store
+def test_a_marker_added_by_its_shortcut_shows_on_the_live_chart_and_the_review(clinic_app, clinic_user, clinic_store, browser):
     from store.api import Actor
     from tests.app.helpers import consenting_patient, synthetic_readings
 
-    name, username, password = USER
-    system = open_store(Settings(database_url=database_url))
+    app, system, mine = clinic_app, clinic_store, clinic_user.store
+    username, password = clinic_user.username, clinic_user.password
+    patient = consenting_patient(mine, "Olga Pardo")
+    registration = mine.register_device("pi-room-3", "Room 3")
+    session = mine.start_session(patient.id, "in_person", registration.device.id)
+    device = system.as_actor(Actor.for_device(registration.device.id))
+    device.insert_readings(synthetic_readings(session, ["neutral"] * 10 + ["sad"] * 10,
+                                              start=session.started_at + timedelta(seconds=1)))
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1600})
+    page = context.new_page()
     try:
-        clinician = auth.create_first_admin(system, username, name, password, password)
-        mine = system.as_actor(Actor.for_clinician(clinician))
-        patient = consenting_patient(mine, "Olga Pardo")
-        registration = mine.register_device("pi-room-3", "Room 3")
-        session = mine.start_session(patient.id, "in_person", registration.device.id)
-        device = system.as_actor(Actor.for_device(registration.device.id))
-        device.insert_readings(synthetic_readings(session, ["neutral"] * 10 + ["sad"] * 10,
-                                                  start=session.started_at + timedelta(seconds=1)))
+        ui.log_in(page, app.url, username, password)
+        ui.goto(page, f"{app.url}/live?session={session.id}")
+        ui.wait_until(lambda: ui.chart_points(page) == 20, 60, 0.25, "20 points on the live chart")
+        page.get_by_role("button", name="distress").wait_for(timeout=30_000)  # the default type on key 3
+        ui.wait_for_app_idle(page)
+        page.get_by_role("heading", name="Olga Pardo").click()  # focus on the page, not in a text box
+        page.keyboard.press("3")
+        ui.wait_until(lambda: marker_texts(page, ui.LIVE_CHART) == ["distress"], 60, 0.25, "the marker on the live chart")
+        [marker] = mine.list_markers(session.id)
+        assert marker.kind == "distress" and marker.session_id == session.id
+        shot(page, "01-live-marked-by-key")
+        # typing a digit into a text box is text, not a shortcut
+        page.get_by_role("textbox", name="Note at this moment").press_sequentially("room 3")
+        ui.wait_for_app_idle(page)
+        assert [m.kind for m in mine.list_markers(session.id)] == ["distress"]
+        page.get_by_role("textbox", name="Note at this moment").fill("")
 
-        context = browser.new_context(viewport={"width": 1400, "height": 1600})
-        page = context.new_page()
-        try:
-            ui.log_in(page, app.url, username, password)
-            ui.goto(page, f"{app.url}/live?session={session.id}")
-            ui.wait_until(lambda: ui.chart_points(page) == 20, 60, 0.25, "20 points on the live chart")
-            page.get_by_role("button", name="distress").wait_for(timeout=30_000)  # the default type on key 3
-            ui.wait_for_app_idle(page)
-            page.get_by_role("heading", name="Olga Pardo").click()  # focus on the page, not in a text box
-            page.keyboard.press("3")
-            ui.wait_until(lambda: marker_texts(page, ui.LIVE_CHART) == ["distress"], 60, 0.25, "the marker on the live chart")
-            [marker] = mine.list_markers(session.id)
-            assert marker.kind == "distress" and marker.session_id == session.id
-            shot(page, "01-live-marked-by-key")
-            # typing a digit into a text box is text, not a shortcut
-            page.get_by_role("textbox", name="Note at this moment").press_sequentially("room 3")
-            ui.wait_for_app_idle(page)
-            assert [m.kind for m in mine.list_markers(session.id)] == ["distress"]
-            page.get_by_role("textbox", name="Note at this moment").fill("")
-
-            page.get_by_role("button", name="Stop session").click()
-            page.get_by_text("This session ended").wait_for(timeout=30_000)
-            ui.goto(page, f"{app.url}/review?session={session.id}")
-            page.get_by_role("heading", name="Session review").wait_for(timeout=30_000)
-            ui.wait_until(lambda: marker_texts(page, ".js-plotly-plot") == ["distress"], 60, 0.25,
-                          "the marker on the review timeline")
-            page.get_by_text("Reactions to events").wait_for(timeout=30_000)
-            shot(page, "02-review-with-marker")
-        except Exception:
-            shot(page, "failure")
-            print(app.log_tail())
-            raise
-        finally:
-            context.close()
+        page.get_by_role("button", name="Stop session").click()
+        page.get_by_text("This session ended").wait_for(timeout=30_000)
+        ui.goto(page, f"{app.url}/review?session={session.id}")
+        page.get_by_role("heading", name="Session review").wait_for(timeout=30_000)
+        ui.wait_until(lambda: marker_texts(page, ".js-plotly-plot") == ["distress"], 60, 0.25,
+                      "the marker on the review timeline")
+        page.get_by_text("Reactions to events").wait_for(timeout=30_000)
+        shot(page, "02-review-with-marker")
+    except Exception:
+        shot(page, "failure")
+        print(app.log_tail())
+        raise
     finally:
-        system.close()
+        context.close()
