@@ -331,8 +331,9 @@ def test_the_review_of_a_short_mostly_happy_session(clinic_app, clinic_user, cli
             with page.expect_download(timeout=30_000) as report_download:
                 page.get_by_role("button", name="Printable report (HTML)").click()
             html = Path(report_download.value.path()).read_text()
-            peaks = re.findall(r"<li>(\w+) (\d\.\d\d) at (\d+:\d\d) \(for", html)
-            assert peaks == [("happy", "0.90", f"0:{READINGS_FROM_S + start:02d}") for start in PEAK_STARTS_S], peaks
+            peaks_section = html[html.index("<h2>Peaks</h2>"):].split("</section>")[0]
+            peaks = re.findall(r"<tr><td>(\d+:\d\d)</td><td>(\w+)</td><td>(\d\.\d\d)</td>", peaks_section)
+            assert peaks == [(f"0:{READINGS_FROM_S + start:02d}", "happy", "0.90") for start in PEAK_STARTS_S], peaks
             assert "No first-minute baseline" in html  # the report says so too
     except Exception:
         on_failure(clinic_app, page)
