@@ -81,10 +81,18 @@ def run(samples: int = SAMPLES) -> Section:
                 for index in range(samples):
                     # A random pause lands the insert at a random point of the dashboard's one-second polling cycle.
                     time.sleep(rng.uniform(0.2, 1.2))
-                    reading = Reading(session.id, datetime.now(timezone.utc), tuple(float(p) for p in probabilities[index]), "pi")
+                    reading = Reading(session.id, datetime.now(timezone.utc), tuple(float(p) for p in probabilities[index]), "pi",
+                                      box=(200, 100, 160, 160))  # a usable face: box-less readings are filtered out
                     started = time.perf_counter()
                     device_store.insert_readings([reading])
-                    ui.wait_until(lambda: ui.chart_points(page) >= index + 1, 10, 0.01, f"reading {index + 1} on the chart")
+                    try:
+                        ui.wait_until(lambda: ui.chart_points(page) >= index + 1, 10, 0.01, f"reading {index + 1} on the chart")
+                    except TimeoutError:
+                        failure = ui.PROJECT_ROOT / "artifacts" / "screenshots" / "bench-dashboard-failure.png"
+                        failure.parent.mkdir(parents=True, exist_ok=True)
+                        page.screenshot(path=str(failure), full_page=True)
+                        print(f"reading {index + 1} not drawn; screenshot: {failure}\n{app.log_tail()}")
+                        raise
                     latencies.append(time.perf_counter() - started)
                 browser.close()
         finally:
