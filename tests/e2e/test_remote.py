@@ -432,13 +432,9 @@ def test_three_patients_at_once_each_reading_lands_in_its_own_session(
         deadline = time.monotonic() + 60
         while dashboard_reading_count(clinician_page) == 0 and time.monotonic() < deadline:
             clinician_page.wait_for_timeout(250)
-        seen = dashboard_reading_count(clinician_page)
-        assert seen > 0  # the server analyses the video it shows no one
-        # Two more dashboard refreshes with new readings: a relay would have been drawn by then.
-        deadline = time.monotonic() + 60
-        while dashboard_reading_count(clinician_page) <= seen + 1 and time.monotonic() < deadline:
-            clinician_page.wait_for_timeout(250)
-        assert dashboard_reading_count(clinician_page) > seen + 1
+        assert dashboard_reading_count(clinician_page) > 0  # the server analyses the video it shows no one
+        # The page draws the relay in the same run as this line when the session has one (and reruns itself should
+        # that change): the line is on screen, so there is none to wait for.
         assert clinician_page.locator(WEBRTC_IFRAME).count() == 0 and clinician_page.locator("video").count() == 0
         assert not any("streamlit_webrtc" in frame.url for frame in clinician_page.frames)
     finally:
