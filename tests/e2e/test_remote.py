@@ -313,7 +313,12 @@ def dashboard_reading_count(page) -> int:
     metric = page.get_by_test_id("stMetric").filter(has_text="Readings").get_by_test_id("stMetricValue")
     # While the dashboard fragment reruns, Streamlit briefly keeps the previous run's elements beside the new ones:
     # the newest is the last.
-    text = metric.last.inner_text(timeout=5_000).replace(",", "")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    try:
+        text = metric.last.inner_text(timeout=5_000).replace(",", "")
+    except PlaywrightTimeoutError:  # not drawn yet (a busy machine): the callers wait with their own deadline
+        return 0
     return int(text) if text.isdigit() else 0
 
 
@@ -429,7 +434,7 @@ def test_three_patients_at_once_each_reading_lands_in_its_own_session(
         assert all("not shown to your clinician" in p.inner_text("body") for p in patient_pages)
         ui_goto(clinician_page, f"{app_server.url}/live?session={session_ids[0]}")
         clinician_page.get_by_text(re.compile("no video is relayed to this dashboard")).first.wait_for(timeout=UI_TIMEOUT_MS)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # generous: three Chromiums and WebRTC on 2 busy cores
         while dashboard_reading_count(clinician_page) == 0 and time.monotonic() < deadline:
             clinician_page.wait_for_timeout(250)
         assert dashboard_reading_count(clinician_page) > 0  # the server analyses the video it shows no one
