@@ -291,8 +291,20 @@ def start_remote_session_in_ui(page, app_url: str, relay_video: bool = False) ->
     then shows the join link. Returns it."""
     # Navigate inside the app (no reload): a reload starts a new Streamlit session that must first restore the login
     # from the cookie, and until then only the login page exists.
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Sessions", exact=True).click()
-    page.get_by_role("heading", name="Sessions").first.wait_for(timeout=UI_TIMEOUT_MS)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    # A click that lands while the login's own reruns are in flight can be dropped (seen once under a CPU burner):
+    # wait for the app to be idle, and click again while the Sessions page has not appeared, up to the UI timeout.
+    wait_until_idle(page)
+    deadline = time.monotonic() + UI_TIMEOUT_MS / 1000
+    while True:
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Sessions", exact=True).click()
+        try:
+            page.get_by_role("heading", name="Sessions").first.wait_for(timeout=30_000)
+            break
+        except PlaywrightTimeoutError:
+            if time.monotonic() > deadline:
+                raise
     wait_until_idle(page)
     page.get_by_text("Remote (patient's browser)").click()
     wait_until_idle(page)
