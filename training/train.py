@@ -25,6 +25,7 @@ from fer.labels import LABELS  # noqa: E402
 from training.data import Dataset, equalize_histograms, load_split  # noqa: E402
 from training.models import Architecture, get_architecture  # noqa: E402
 from training.recipes import RECIPES, Recipe  # noqa: E402
+from training.recover import recover_model  # noqa: E402
 
 DEFAULT_DATA = Path(os.environ.get("FER_DATA_DIR", "../shared/datasets/fer2013"))
 
@@ -126,6 +127,18 @@ def build_optimizer(recipe: Recipe) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(learning_rate=recipe.learning_rate)
 
 
+CALIBRATION_FACES = 4096
+
+
+def load_initial_weights(model: keras.Model, source: Path, train_data: Dataset, arch: Architecture) -> None:
+    """A finished run's weights: its .keras checkpoint, or a committed float32 .tflite export (see training/recover.py)."""
+    if source.suffix == ".tflite":
+        faces = train_data.images[:CALIBRATION_FACES, ..., None].astype(np.float32)
+        recover_model(model, source, faces * arch.normalization.scale + arch.normalization.offset)
+    else:
+        model.set_weights(keras.models.load_model(source, compile=False).get_weights())
+
+
 def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bool, seed: int,
           batch_size: int | None = None, limit: int | None = None, recipe_name: str | None = None,
           init_from: Path | None = None) -> dict:
@@ -157,7 +170,7 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
     if init_from is not None and finished_epochs == 0:
         # A warm restart (Loshchilov & Hutter, SGDR): a new schedule from a finished run's weights. A resumed part
         # restores its own backup instead, so the starting weights are only ever loaded once.
-        model.set_weights(keras.models.load_model(init_from, compile=False).get_weights())
+        load_initial_weights(model, init_from, train_data, arch)
         print(f"initialised from {init_from}", flush=True)
     model.compile(
         optimizer=build_optimizer(recipe),
@@ -207,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--limit", type=int, help="use only the first N training images (smoke runs)")
     parser.add_argument("--recipe", choices=sorted(RECIPES), help="hyper-parameters (default: the architecture's own)")
-    parser.add_argument("--init-from", type=Path, help="start from this .keras model's weights (a warm restart)")
+    parser.add_argument("--init-from", type=Path, help="start from these weights (a warm restart): a .keras checkpoint or a float32 .tflite export")
     args = parser.parse_args(argv)
     summary = train(args.arch, args.data, args.epochs, args.out or Path("runs") / args.arch, args.resume, args.seed,
                     args.batch_size, args.limit, args.recipe, args.init_from)
