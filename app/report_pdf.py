@@ -168,16 +168,21 @@ def _mark_events(ax, content: ReportContent, label_them: bool) -> None:
         ax.axvline((note.at - content.origin).total_seconds(), color="#444444", linestyle="--", linewidth=0.8, alpha=0.6)
 
 
+def _plot_emotion_lines(ax, frame: pd.DataFrame, linewidth: float, legend_above: float) -> None:
+    """One line per emotion against `t`, in the app's colours, with a one-row legend above the axes."""
+    if frame.empty:
+        return
+    for label in LABELS:
+        ax.plot(frame["t"], frame[label], color=COLORS[label], linewidth=linewidth, label=label)
+    ax.legend(ncol=7, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, legend_above), frameon=False)
+
+
 def timeline_chart(content: ReportContent):
     smoothed = _smoothed(content.frame)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.2), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-    for label in LABELS:
-        if not smoothed.empty:
-            top.plot(smoothed["t"], smoothed[label], color=COLORS[label], linewidth=1.2, label=label)
+    _plot_emotion_lines(top, smoothed, linewidth=1.2, legend_above=1.18)
     top.set_ylim(0, 1.05)
     top.set_ylabel("probability (5 s mean)")
-    if not smoothed.empty:
-        top.legend(ncol=7, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.18), frameon=False)
     _mark_events(top, content, label_them=True)
     if not content.frame.empty:
         values = affect.valence_arousal(content.frame).rolling(9, min_periods=1, center=True).mean()
@@ -212,10 +217,7 @@ def baseline_chart(content: ReportContent):
     smoothed = _smoothed(content.frame)
     fig, ax = plt.subplots(figsize=(9, 2.8))
     if not smoothed.empty and content.baseline is not None:
-        changed = analytics.change_from_baseline(smoothed, content.baseline)
-        for label in LABELS:
-            ax.plot(changed["t"], changed[label], color=COLORS[label], linewidth=1.0, label=label)
-        ax.legend(ncol=7, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.2), frameon=False)
+        _plot_emotion_lines(ax, analytics.change_from_baseline(smoothed, content.baseline), linewidth=1.0, legend_above=1.2)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_ylim(-1, 1)
     ax.set_ylabel("change vs baseline")

@@ -155,7 +155,8 @@ def _training_summary(run_dir: Path, config: dict) -> dict:
     epochs = max(0, len(history.read_text().strip().splitlines()) - 1) if history.exists() else None
     return {"arch": config["arch"], "epochs_trained": epochs, "recipe": config.get("recipe"), "seed": config.get("seed"),
             "params": config.get("params"), "data": "FER2013 train (28,709 images)",
-            **({"note": config["note"]} if config.get("note") else {})}
+            **({"note": config["note"]} if config.get("note") else {}),
+            **({"init_from": config["init_from"]} if config.get("init_from") else {})}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,8 @@ Used by the browser tests of the clinic (tests/e2e/conftest.py has their fixture
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import re
 import subprocess
@@ -239,6 +241,23 @@ def start_in_person_session(page, url: str, device_name: str | None = None) -> s
     page.get_by_role("button", name="Start in-person session").click()
     page.wait_for_url(re.compile(r"/live\?session="), timeout=30_000)
     return re.search(r"session=([0-9a-f-]{36})", page.url).group(1)
+
+
+def open_review(page, expected_readings: str) -> None:
+    """From a session's page, "Review the session": wait for the review's reading count to read `expected_readings`
+    and its chart to be drawn."""
+    page.get_by_role("link", name="Review the session").click()
+    page.get_by_role("heading", name="Session review").wait_for(timeout=30_000)
+    wait_until(lambda: metric_value(page, "Readings") == expected_readings, 30, 0.25, "the review's reading count")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+
+
+def download_readings_csv(page) -> list[dict[str, str]]:
+    """The review page's "Readings (CSV)" download, parsed."""
+    wait_for_app_idle(page)
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_role("button", name="Readings (CSV)").click()
+    return list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
 
 
 def metric_value(page, label: str) -> str:

@@ -117,7 +117,7 @@ def test_browser_mode_readings_reach_the_dashboard_and_no_video_reaches_the_serv
     patient = app_clinician_store.create_patient(NewPatient(full_name="Browser Patient"))
     app_clinician_store.record_consent(patient.id, True, date.today(), "facial analysis during remote sessions")
     browser = launch_with_camera(playwright_instance, video)
-    clinician_page = None
+    clinician_page = page = None
     try:
         clinician_context = browser.new_context(viewport={"width": 1400, "height": 1500})  # the whole dashboard in a screenshot
         clinician_context.set_default_navigation_timeout(120_000)
@@ -181,15 +181,19 @@ def test_browser_mode_readings_reach_the_dashboard_and_no_video_reaches_the_serv
         component.get_by_role("button", name="Start camera").click(timeout=120_000)
         clinician_page.get_by_text("Patient present").first.wait_for(timeout=90_000)
 
-        app_clinician_store.end_session(session.id)
+        ended = app_clinician_store.end_session(session.id)
         page.get_by_text(re.compile("session has ended", re.I)).first.wait_for(timeout=120_000)  # its next check, on busy cores
-        settled = len(app_clinician_store.readings_since(session.id).readings)
-        page.wait_for_timeout(2_000)
-        assert len(app_clinician_store.readings_since(session.id).readings) == settled
+        # Stopped, not merely quiet for a while: the analysis component (and the camera it holds) is gone from the page,
+        # and nothing stored for the session was captured after Stop.
+        page.locator(COMPONENT_IFRAME).wait_for(state="detached", timeout=60_000)
+        stored = app_clinician_store.readings_since(session.id).readings
+        assert stored and all(r.captured_at <= ended.ended_at for r in stored)
         assert peer_connections(page) == 0
     except Exception:
         if clinician_page is not None:
             clinician_page.screenshot(path=str(tmp_path / "clinician-at-failure.png"), full_page=True)
+        if page is not None and not page.is_closed():
+            page.screenshot(path=str(tmp_path / "patient-at-failure.png"), full_page=True)
         raise
     finally:
         browser.close()

@@ -6,8 +6,6 @@ dashboard, a note, stop, the review page, the CSV export, logout. Screenshots go
 
 from __future__ import annotations
 
-import csv
-import io
 import subprocess
 import sys
 import uuid
@@ -88,17 +86,11 @@ def clinic_day(app, page, database_url, name, username, password) -> None:
     page.get_by_role("button", name="Stop session").click()
     page.get_by_text("This session ended").wait_for(timeout=30_000)
 
-    page.get_by_role("link", name="Review the session").click()
-    page.get_by_role("heading", name="Session review").wait_for(timeout=30_000)
-    ui.wait_until(lambda: ui.metric_value(page, "Readings") == "30", 30, 0.25, "30 readings on the review page")
-    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    ui.open_review(page, expected_readings="30")
     page.get_by_text("Decision support, not a diagnosis").first.wait_for(timeout=30_000)
     shot(page, "05-review")
 
-    ui.wait_for_app_idle(page)
-    with page.expect_download(timeout=30_000) as download_info:
-        page.get_by_role("button", name="Readings (CSV)").click()
-    rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text())))
+    rows = ui.download_readings_csv(page)
     store = open_store(Settings(database_url=database_url))
     try:
         stored = store.readings_since(uuid.UUID(session_id)).readings

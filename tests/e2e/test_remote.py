@@ -9,10 +9,7 @@ and checks by the face box that every reading landed in its own patient's sessio
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -30,10 +27,9 @@ from settings import Settings
 from store.errors import InvalidToken, SessionNotLive
 from store.models import NewPatient, Reading, RemoteJoin
 from tests.conftest import SHARED_DIR
-from tests.e2e.clinic_harness import CHROMIUM, CHROMIUM_ARGS, PROJECT_ROOT
+from tests.e2e.clinic_harness import CHROMIUM, CHROMIUM_ARGS, AppProcess
 from tests.e2e.clinic_harness import goto as ui_goto
 from tests.e2e.fixtures_video import PATIENT_FACE_BOXES, FaceVideo, make_face_video, model_for_tests, pick_face_images
-from tests.ports import reserve_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -94,62 +90,27 @@ def video_relay() -> str:
 def app_server(tmp_path: Path, database_url: str, model_env: dict[str, str], chromium_path,
                remote_analysis: str, video_relay: str) -> Iterator[RunningApp]:
     """`streamlit run streamlit_app.py` on a free port against a fresh database; stopped at the end."""
-    port = reserve_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
+    settings_env = {
         "DATABASE_URL": database_url,
         "PSYA_DATA_DIR": str(tmp_path / "data"),
-        "PSYA_SECRETS_FILE": str(tmp_path / "no-secrets.toml"),
-        "PUBLIC_BASE_URL": url,
         "ICE_SERVERS": "[]",
         "REMOTE_ANALYSIS_FPS": "4",
         "REMOTE_ANALYSIS": remote_analysis,
         "REMOTE_VIDEO_RELAY": video_relay,
         "COOKIE_KEY": uuid.uuid4().hex,
-        "PYTHONPATH": str(PROJECT_ROOT),
         **model_env,
     }
-    log_path = tmp_path / "streamlit.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+    app = AppProcess.start(settings_env, tmp_path, timeout=180)
     try:
-        _wait_for_health(url, process, log_path)
-        settings = Settings.load(environ={k: v for k, v in env.items() if k in _SETTING_NAMES}, secrets_file=tmp_path / "no-secrets.toml")
-        yield RunningApp(url, settings, log_path)
+        settings = Settings.load(environ={k: v for k, v in app.env.items() if k in _SETTING_NAMES},
+                                 secrets_file=tmp_path / "no-secrets.toml")
+        yield RunningApp(app.url, settings, app.log_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        app.stop()
 
 
 _SETTING_NAMES = {"DATABASE_URL", "PSYA_DATA_DIR", "PUBLIC_BASE_URL", "ICE_SERVERS", "REMOTE_ANALYSIS_FPS", "REMOTE_ANALYSIS",
                   "REMOTE_VIDEO_RELAY", "FER_MODEL_PATH", "COOKIE_KEY"}
-
-
-def _wait_for_health(url: str, process: subprocess.Popen, log_path: Path, timeout: float = 180.0) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"streamlit did not become healthy in {timeout}s:\n{log_path.read_text()[-3000:]}")
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ dashboard-gone, review, report, review-short-session.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import secrets
 import subprocess
@@ -119,16 +117,10 @@ def presence_and_stop(app, page, registration) -> None:
         dashboard = ui.metric_value(page, "Readings")
 
     with ui.step("Stop means stop: the review and the CSV count what the dashboard counted"):
-        page.get_by_role("link", name="Review the session").click()
-        page.get_by_role("heading", name="Session review").wait_for(timeout=30_000)
-        ui.wait_until(lambda: ui.metric_value(page, "Readings") == dashboard, 30, 0.25, "the review's count")
-        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+        ui.open_review(page, expected_readings=dashboard)
         page.get_by_text("Usable face in").first.wait_for(timeout=30_000)
         shot(page, "review")
-        ui.wait_for_app_idle(page)
-        with page.expect_download(timeout=30_000) as download:
-            page.get_by_role("button", name="Readings (CSV)").click()
-        rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+        rows = ui.download_readings_csv(page)
         assert str(len(rows)) == dashboard == "40"
 
     with ui.step("the report writes the session's times with seconds, in the clinician's zone"):

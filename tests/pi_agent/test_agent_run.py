@@ -133,6 +133,18 @@ def assert_readings_are_sound(readings, frame_size=(640, 480)) -> None:
     assert len(set(times)) == len(times), "two readings of one analysed frame: largest-face-only or a duplicate"
 
 
+def assert_spool_accounts_for(readings, agent: "RunningAgent", refusals_allowed: bool = False):
+    """Every reading the agent spooled was stored exactly once or, when allowed, refused by the database (captured after
+    the session ended); none is still waiting. Returns the spool's totals."""
+    totals = agent.spool_totals()
+    assert totals.pending == 0
+    assert totals.acknowledged + totals.rejected == totals.spooled
+    assert len(readings) == totals.acknowledged  # exact: none lost, none doubled
+    if not refusals_allowed:
+        assert totals.rejected == 0
+    return totals
+
+
 def test_records_only_while_a_session_is_live_then_flushes_on_sigterm(clinic, face_clip, model_path, tmp_path):
     agent = RunningAgent(clinic, tmp_path, face_clip, model_path)
     try:
@@ -156,11 +168,8 @@ def test_records_only_while_a_session_is_live_then_flushes_on_sigterm(clinic, fa
     assert "received SIGTERM" in agent.output()
     readings = stored(clinic, session.id)
     assert_readings_are_sound(readings)
-    totals = agent.spool_totals()
     # Every reading captured reached the database or, if the session ended before it was sent, was kept aside.
-    assert totals.pending == 0
-    assert totals.acknowledged + totals.rejected == totals.spooled
-    assert len(readings) == totals.acknowledged
+    assert_spool_accounts_for(readings, agent, refusals_allowed=True)
     assert all(session.started_at <= r.captured_at for r in readings)
     device = next(d for d in clinic.clinician.list_devices() if d.id == clinic.device_id)
     assert device.last_heartbeat is not None
@@ -193,10 +202,7 @@ def test_a_device_clock_30_s_ahead_is_corrected_and_nothing_captured_after_stop_
     assert all(session.started_at <= r.captured_at <= ended.ended_at for r in readings)
     assert ended.ended_at - max(r.captured_at for r in readings) < timedelta(seconds=15)
     # Whatever it captured after Stop was refused and kept aside (never retried); nothing captured in time was.
-    totals = agent.spool_totals()
-    assert totals.pending == 0
-    assert totals.acknowledged + totals.rejected == totals.spooled
-    assert len(readings) == totals.acknowledged
+    totals = assert_spool_accounts_for(readings, agent, refusals_allowed=True)
     assert all(t > ended.ended_at for t in agent.rejected_capture_times())
     assert "were captured after it ended and are not stored" in agent.output() or totals.rejected == 0
     device = next(d for d in clinic.clinician.list_devices() if d.id == clinic.device_id)
@@ -230,9 +236,7 @@ def test_database_outage_mid_run_loses_and_doubles_nothing(clinic, postgres_serv
     assert code == 0, agent.output()
     readings = stored(clinic, session.id)
     assert_readings_are_sound(readings)
-    totals = agent.spool_totals()
-    assert totals.pending == 0 and totals.rejected == 0
-    assert len(readings) == totals.spooled  # exact: none lost, none doubled
+    assert_spool_accounts_for(readings, agent)
     assert during_outage <= {r.id for r in readings}, "readings captured while the database was down must arrive afterwards"
 
 
@@ -263,9 +267,7 @@ def test_spooled_readings_survive_a_killed_agent_and_are_sent_after_restart(
             second.kill()
     assert code == 0, second.output()
     readings = stored(clinic, session.id)
-    totals = second.spool_totals()
-    assert totals.pending == 0 and totals.rejected == 0
-    assert len(readings) == totals.spooled  # both runs together: every reading once
+    assert_spool_accounts_for(readings, second)  # one spool for both runs: every reading of either, once
     assert_readings_are_sound(readings)
 
 
@@ -313,4 +315,4 @@ def test_a_camera_that_stops_delivering_is_reconnected(clinic, fer2013_dir, mode
     assert "reconnecting in" in agent.output()
     readings = stored(clinic, session.id)
     assert_readings_are_sound(readings)
-    assert len(readings) == agent.spool_totals().spooled
+    assert_spool_accounts_for(readings, agent)

@@ -75,6 +75,18 @@ def test_a_warm_restart_starts_from_the_given_weights_with_its_own_recipe(traine
     assert config["recipe"] == {**RECIPES["edge_m"].as_dict(), "batch_size": 8}
 
 
+def test_the_card_of_a_warm_restart_says_what_it_started_from(trained_run, tiny_dataset, tmp_path):
+    run_dir, _ = trained_run
+    restart_dir = tmp_path / "restart"
+    train("edge_xs", tiny_dataset["folder"], epochs=0, out_dir=restart_dir, resume=False, seed=2, batch_size=8,
+          recipe_name="edge_m", init_from=run_dir / "last.keras")
+    results = export_run(restart_dir, tiny_dataset["folder"], ship=False, checkpoint="last.keras")
+    shipped = tmp_path / "shipped" / "fer_edge_int8.tflite"
+    ship_model(__import__("pathlib").Path(results["int8"]["path"]), shipped)
+    assert json.loads(shipped.with_suffix(".json").read_text())["training"]["init_from"] == str(run_dir / "last.keras")
+    assert f"Warm restart: started from `{run_dir / 'last.keras'}`" in shipped.with_suffix(".md").read_text()
+
+
 def test_export_produces_all_quantizations_loadable_by_fer(trained_run, tiny_dataset, tmp_path):
     fer = pytest.importorskip("fer")
     run_dir, _ = trained_run
