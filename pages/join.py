@@ -42,6 +42,7 @@ RELAYED_LINE = ("- **Your clinician sees your video** live on their screen, pass
 NOT_RELAYED_LINE = ("- Your video is **not shown to your clinician** through this page: the server only analyses it "
                     "(your clinician may see you in a separate video call).\n")
 
+BROWSER_PANEL_RECHECK_S = 2.0
 CONSENT_LABEL = "I have read the above and agree to facial analysis during this session."
 SERVER_FALLBACK_LABEL = "I agree that my camera video is sent to the clinic's server for this analysis (it is not recorded)."
 
@@ -106,7 +107,10 @@ if in_browser:
         st.info("This session has ended. Thank you; you can close this page.")
         st.stop()
 
-    @st.fragment
+    # Also on a timer, not only on the browser's batches: once the component is told the session ended it stops the
+    # camera and sends nothing more, so if the full rerun that shows the end were lost (a newer message superseding
+    # it on a busy server) nothing else would ever rerun this page; the timer's token check below ends it then.
+    @st.fragment(run_every=BROWSER_PANEL_RECHECK_S)
     def browser_analysis_panel() -> None:
         """The component in a fragment: each batch from the browser (about once a second) reruns only this, not the
         whole page (measured in `make bench`, section browser)."""

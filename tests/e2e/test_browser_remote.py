@@ -25,7 +25,9 @@ from store.models import NewPatient
 from tests.e2e.browser_bundle import bundle_skip_reason
 from tests.e2e.clinic_harness import CHROMIUM, CHROMIUM_ARGS, screenshot
 from tests.e2e.fixtures_video import FRAME_HEIGHT, FRAME_WIDTH, write_y4m
+from app.remote import join_link
 from tests.e2e.test_remote import (  # noqa: F401 - fixtures used by name
+    start_remote_session,
     CONSENT_LABEL, WEBRTC_IFRAME, app_clinician, app_clinician_store, app_server, app_store, chromium_path,
     dashboard_reading_count, log_in, model_env, playwright_instance, start_remote_session_in_ui, wait_for_readings,
     video_relay, wait_until_idle,
@@ -192,6 +194,36 @@ def test_browser_mode_readings_reach_the_dashboard_and_no_video_reaches_the_serv
     except Exception:
         if clinician_page is not None:
             clinician_page.screenshot(path=str(tmp_path / "clinician-at-failure.png"), full_page=True)
+        if page is not None and not page.is_closed():
+            page.screenshot(path=str(tmp_path / "patient-at-failure.png"), full_page=True)
+        raise
+    finally:
+        browser.close()
+
+
+# Clears every timer of the component's frame: its camera ticks and its once-a-second batches stop, as in a page whose
+# timers a browser has throttled, or one already told the session ended.
+SILENCE_COMPONENT = "() => { const last = setTimeout(() => {}, 0); for (let id = 0; id <= last; id++) { clearInterval(id); clearTimeout(id); } }"
+
+
+def test_a_page_whose_browser_has_gone_quiet_still_ends_with_the_session(
+    app_server, app_clinician_store, photos_dir, tmp_path, playwright_instance
+):
+    """The page's end must not depend on the browser sending anything: its own timer rechecks the link."""
+    video = photo_video(photos_dir, tmp_path / "photos.y4m")
+    join = start_remote_session(app_clinician_store, "Quiet Browser Patient")
+    browser = launch_with_camera(playwright_instance, video)
+    page = None
+    try:
+        page = open_patient_page(browser, join_link(app_server.settings, join.token))
+        component = page.frame_locator(COMPONENT_IFRAME)
+        component.get_by_role("button", name="Start camera").click(timeout=120_000)
+        assert wait_for_readings(app_clinician_store, join.session.id, 1, timeout=90)
+        page.locator(COMPONENT_IFRAME).element_handle().content_frame().evaluate(SILENCE_COMPONENT)
+        app_clinician_store.end_session(join.session.id)
+        page.get_by_text(re.compile("session has ended", re.I)).first.wait_for(timeout=60_000)
+        page.locator(COMPONENT_IFRAME).wait_for(state="detached", timeout=60_000)
+    except Exception:
         if page is not None and not page.is_closed():
             page.screenshot(path=str(tmp_path / "patient-at-failure.png"), full_page=True)
         raise
