@@ -384,6 +384,9 @@ class Trend:
         return self.intercept + self.slope * index
 
 
+FLAT_TOLERANCE = 1e-12  # relative spread below which a series of values counts as constant
+
+
 def trend(values: Sequence[float]) -> Trend:
     points = len(values)
     if points == 0:
@@ -392,6 +395,10 @@ def trend(values: Sequence[float]) -> Trend:
         return Trend(0.0, float(values[0]), 1)
     x = np.arange(points, dtype="float64")
     y = np.asarray(values, dtype="float64")
+    if points >= 3 and np.ptp(y) <= FLAT_TOLERANCE * max(1.0, float(np.abs(y).max())):
+        # Equal values: least squares leaves a slope of rounding error (1e-18) with zero residuals, an interval of zero
+        # width that "excludes" zero, and a flat series would be reported as rising or falling.
+        return Trend(0.0, float(y.mean()), points, 0.0, 0.0)
     slope, intercept = np.polyfit(x, y, 1)
     if points < 3:
         return Trend(float(slope), float(intercept), points)

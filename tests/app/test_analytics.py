@@ -220,6 +220,17 @@ def test_a_trend_on_noise_is_not_called_a_trend():
     assert analytics.t_quantile_975(4) == 2.776 and analytics.t_quantile_975(200) == pytest.approx(1.97, abs=0.01)
 
 
+def test_equal_values_are_never_a_trend_whatever_the_rounding():
+    # Least squares through equal values leaves a slope of rounding error (about 1e-18) and zero residuals: the old
+    # code then called 0.1, 0.1, 0.1, 0.1 "rising" (85 of these 185 series).
+    for sessions in range(3, 40):
+        for value in (0.1, 1 / 3, 0.7, 0.05, 0.123456):
+            flat = analytics.trend([value] * sessions)
+            assert flat.slope == 0.0 and flat.intercept == pytest.approx(value)
+            assert not flat.significant and flat.direction == "no clear trend", (sessions, value)
+    assert analytics.trend([0.1, 0.1, 0.1 + 1e-3]).slope > 0  # a real, if small, difference is still a slope
+
+
 def test_session_intervals_come_from_a_block_bootstrap_and_contain_the_mean():
     pairs = [(float(s), "happy" if (s // 10) % 2 else "sad") for s in range(120)]  # 10-second stretches alternating
     frame = frame_of(*pairs)
