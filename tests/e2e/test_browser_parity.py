@@ -73,9 +73,15 @@ def python_probabilities(classifier, rgb: np.ndarray, box) -> np.ndarray:
 
 def assert_parity(browser: np.ndarray, python: np.ndarray, what: str) -> None:
     diff = np.abs(browser - python)
-    same = float((browser.argmax(1) == python.argmax(1)).mean())
-    print(f"\n{what}: {len(python)} faces, max |diff| {diff.max():.2e}, mean {diff.mean():.2e}, same label {same:.1%}")
+    # A face whose two most likely emotions are within the allowed probability difference of each other may come out
+    # with either label on either side (int8 rounding); the label must agree on every other face.
+    top2 = np.sort(python, axis=1)[:, -2:]
+    decided = (top2[:, 1] - top2[:, 0]) > 2 * MAX_ABS_DIFF
+    same = float((browser.argmax(1) == python.argmax(1))[decided].mean())
+    print(f"\n{what}: {len(python)} faces ({int(decided.sum())} not near a tie), max |diff| {diff.max():.2e}, "
+          f"mean {diff.mean():.2e}, same label {same:.1%}")
     assert diff.max() <= MAX_ABS_DIFF, f"{what}: max difference {diff.max():.4f} (face {int(diff.max(1).argmax())})"
+    assert decided.mean() >= 0.5, f"{what}: most faces are near a tie, the label check would prove little"
     assert same >= MIN_SAME_LABEL
 
 
