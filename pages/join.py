@@ -43,6 +43,7 @@ NOT_RELAYED_LINE = ("- Your video is **not shown to your clinician** through thi
                     "(your clinician may see you in a separate video call).\n")
 
 BROWSER_PANEL_RECHECK_S = 2.0
+SESSION_ENDED_MESSAGE = "This session has ended. Thank you; you can close this page."
 CONSENT_LABEL = "I have read the above and agree to facial analysis during this session."
 SERVER_FALLBACK_LABEL = "I agree that my camera video is sent to the clinic's server for this analysis (it is not recorded)."
 
@@ -76,7 +77,7 @@ else:
             stream.stop()
         if browser_patient_before is not None:
             browser_patient_before.stop()  # the camera stops with the component, which this rerun no longer renders
-        st.info("This session has ended. Thank you; you can close this page.")
+        st.info(SESSION_ENDED_MESSAGE)
     else:
         st.error(check.message)
     st.stop()
@@ -104,22 +105,28 @@ if not agreed:
 if in_browser:
     assert browser_patient is not None
     if browser_patient.intake.closed_reason:
-        st.info("This session has ended. Thank you; you can close this page.")
+        st.info(SESSION_ENDED_MESSAGE)
         st.stop()
 
-    # Also on a timer, not only on the browser's batches: once the component is told the session ended it stops the
-    # camera and sends nothing more, so if the full rerun that shows the end were lost (a newer message superseding
-    # it on a busy server) nothing else would ever rerun this page; the timer's token check below ends it then.
+    # The session's end is shown *inside* the fragment, never by asking for a full rerun from it: a full rerun that
+    # stops before the fragment races with the fragment's own timer ticks (a tick for a fragment that is no longer on
+    # the page), which on a busy server left the patient's page blank instead of saying the session had ended. The
+    # timer matters too: once told the session ended, the component stops the camera and sends nothing more, so the
+    # timer's token check is what ends a page whose browser has gone quiet.
     @st.fragment(run_every=BROWSER_PANEL_RECHECK_S)
     def browser_analysis_panel() -> None:
         """The component in a fragment: each batch from the browser (about once a second) reruns only this, not the
         whole page (measured in `make bench`, section browser)."""
-        browser_component.show_component(browser_patient, settings, token, st.session_state)
-        if browser_patient.unsupported_reason or browser_patient.intake.closed_reason:
-            st.rerun(scope="app")  # show the server-mode choice, or the session's end (the camera stops with the component)
-        recheck = remote.check_join_token(store, token)
-        if not recheck.ok and not recheck.retry_later:
-            st.rerun(scope="app")  # ended or expired while no reading was on its way: the full run says so
+        over = browser_session_over()
+        if not over:
+            browser_component.show_component(browser_patient, settings, token, st.session_state)
+            over = bool(browser_patient.intake.closed_reason)  # this very batch may have been refused
+        if browser_patient.unsupported_reason:
+            st.rerun(scope="app")  # show the server-mode choice (the camera stops with the component)
+        if over:
+            browser_patient.stop()  # the component leaves the page on this run or the next, and the camera with it
+            st.info(SESSION_ENDED_MESSAGE)
+            return
         if not browser_patient.ready:
             # A browser too old to even start the component never reports back: let the patient choose the server.
             st.caption("If the camera button above stays unavailable for more than a minute, your browser may be too "
@@ -127,6 +134,14 @@ if in_browser:
             if st.button("Use the clinic's server for the analysis instead"):
                 browser_patient.unsupported_reason = "the patient chose server analysis (the page did not start)"
                 st.rerun(scope="app")
+
+    def browser_session_over() -> bool:
+        """Ended or expired: the writer was refused (the browser's batch arrived after the end), or the link no longer
+        checks out (no batch on its way). A database blink is not an end: readings wait in the writer."""
+        if browser_patient.intake.closed_reason:
+            return True
+        recheck = remote.check_join_token(store, token)
+        return not recheck.ok and not recheck.retry_later
 
     browser_analysis_panel()
     st.stop()
