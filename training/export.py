@@ -107,7 +107,7 @@ def export_run(run_dir: Path, data_dir: Path, ship: bool, checkpoint: str = "bes
         path = out_dir / f"{name}.tflite"
         path.write_bytes(flatbuffer)
         meta = sidecar(name, config["arch"], input_size, normalization, quantization,
-                       training={**_training_summary(run_dir, config), "test_time_flip": tta_flip})
+                       training={**_training_summary(run_dir, config, checkpoint), "test_time_flip": tta_flip})
         path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
         report = evaluate(tflite_predictor(path), val)
         meta["metrics"] = {"dataset": "FER2013 PublicTest (val)", "images": len(val), **report.as_dict(),
@@ -150,13 +150,17 @@ def ship_model(path: Path, destination: Path = SHIPPED_MODEL, history: Path | No
     print(f"shipped {path} -> {destination}")
 
 
-def _training_summary(run_dir: Path, config: dict) -> dict:
+def _training_summary(run_dir: Path, config: dict, checkpoint: str = "best.keras") -> dict:
     history = run_dir / "history.csv"
+    # A checkpoint made by training/swa.py says what it averaged and how batch norm was recomputed.
+    averaged = (run_dir / checkpoint).with_suffix(".json")
     epochs = max(0, len(history.read_text().strip().splitlines()) - 1) if history.exists() else None
     return {"arch": config["arch"], "epochs_trained": epochs, "recipe": config.get("recipe"), "seed": config.get("seed"),
             "params": config.get("params"), "data": "FER2013 train (28,709 images)",
             **({"note": config["note"]} if config.get("note") else {}),
-            **({"init_from": config["init_from"]} if config.get("init_from") else {})}
+            **({"init_from": config["init_from"]} if config.get("init_from") else {}),
+            "checkpoint": checkpoint,
+            **({"weight_averaging": json.loads(averaged.read_text())} if averaged.exists() else {})}
 
 
 def main(argv: list[str] | None = None) -> int:

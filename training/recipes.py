@@ -42,4 +42,8 @@ RECIPES: dict[str, Recipe] = {
     # warm-up epoch to a quarter of the first peak, then cosine to zero again.
     "edge_vgg_restart": Recipe(128, 5e-4, "adamw", 2e-2, 1, True, 0.1, True, 0.5, 1000, equalize_histogram=True,
                                random_erasing=0.5),
+    # Stochastic weight averaging (Izmailov et al. 2018) from a finished model: a constant, low learning rate, one
+    # snapshot per epoch, then `python -m training.swa --checkpoints snapshots/*` averages them and recomputes batch norm.
+    "edge_vgg_swa": Recipe(128, 1e-4, "adamw", 2e-2, 0, False, 0.1, True, 0.5, 1000, equalize_histogram=True,
+                           random_erasing=0.5),
 }

@@ -190,6 +190,8 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
         # A resumed run must not overwrite best.keras with a worse epoch: start from the best val accuracy so far.
         keras.callbacks.ModelCheckpoint(str(out_dir / "best.keras"), monitor="val_accuracy", mode="max", save_best_only=True,
                                         initial_value_threshold=best_so_far(out_dir / "history.csv") if resume else None),
+        # Every epoch's weights, for weight averaging afterwards (training/swa.py); out of git like the rest of runs/.
+        keras.callbacks.ModelCheckpoint(str(out_dir / "snapshots" / "epoch_{epoch:03d}.keras")),
         keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=resume),
         keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(epoch, recipe, epochs)),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=recipe.early_stopping_patience,
