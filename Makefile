@@ -73,9 +73,16 @@ migrate: $(VENV)/.runtime-installed
 	@test -n "$(DATABASE_URL)" || (echo "usage: make migrate DATABASE_URL=postgresql://..." && exit 2)
 	$(BIN)/python -m store.migrate --database-url "$(DATABASE_URL)"
 
+# The shipped model's whole lineage (training/EXPERIMENTS.md), each step resumable: a 34-epoch cosine cycle, two warm
+# restarts, batch-norm recalibration of the last one, then 10 epochs of stochastic weight averaging.
 train-edge: $(VENV)/.dev-installed
 	$(BIN)/python -m training.train --arch edge_vgg --epochs 34 --out runs/edge_vgg --resume
-	$(BIN)/python -m training.export --run runs/edge_vgg --ship
+	$(BIN)/python -m training.train --arch edge_vgg --recipe edge_vgg_restart --init-from runs/edge_vgg/best.keras --epochs 16 --out runs/edge_vgg_r1 --resume
+	$(BIN)/python -m training.train --arch edge_vgg --recipe edge_vgg_restart --init-from runs/edge_vgg_r1/best.keras --epochs 12 --out runs/edge_vgg_r2 --resume
+	$(BIN)/python -m training.swa --run runs/edge_vgg_r2 --checkpoints best.keras last.keras
+	$(BIN)/python -m training.train --arch edge_vgg --recipe edge_vgg_swa --init-from runs/edge_vgg_r2/swa.keras --epochs 10 --out runs/edge_vgg_swa --resume
+	$(BIN)/python -m training.swa --run runs/edge_vgg_swa --checkpoints 'snapshots/*.keras'
+	$(BIN)/python -m training.export --run runs/edge_vgg_swa --checkpoint swa.keras --ship
 
 train-ednn: $(VENV)/.dev-installed
 	$(BIN)/python -m training.train --arch ednn --epochs 12 --out runs/ednn_sharp --resume

@@ -63,6 +63,10 @@ def render(meta: dict, size_kb: float, comparison: list[dict] | None = None, ms_
         *([f"- Note: {training['note']}"] if training.get("note") else []),
         *([f"- Warm restart: started from `{training['init_from']}`; the epochs above are this run's own, after that "
            "model's."] if training.get("init_from") else []),
+        *([f"- Weights: the average of {len(training['weight_averaging']['sources'])} checkpoint(s) of the run "
+           f"({', '.join(training['weight_averaging']['sources'])}), batch-norm statistics recomputed on "
+           f"{training['weight_averaging']['calibration_faces']} clean train faces (`training/swa.py`)."]
+          if training.get("weight_averaging") else []),
         f"- Input: {meta['input_size'][0]}x{meta['input_size'][1]} grayscale face crop; model input = pixel x "
         f"{meta['normalization']['scale']:.6g} + {meta['normalization']['offset']:.6g}, then int8 quantization.",
         f"- Preprocessing (from the sidecar, applied by `fer`): margin crop, grayscale, resize to the input size"

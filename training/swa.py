@@ -102,20 +102,33 @@ def averaged_checkpoint(run_dir: Path, checkpoints: list[str], data_dir: Path, o
     return result
 
 
+def expand_checkpoints(run_dir: Path, patterns: list[str]) -> list[str]:
+    """Checkpoint names inside the run; a pattern such as `snapshots/*.keras` stands for its matches, in name order."""
+    names: list[str] = []
+    for pattern in patterns:
+        if any(c in pattern for c in "*?["):
+            names += sorted(str(p.relative_to(run_dir)) for p in run_dir.glob(pattern))
+        else:
+            names.append(pattern)
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, help="a training run directory")
     parser.add_argument("--checkpoints", nargs="+", default=["best.keras"],
-                        help="checkpoints in the run to average (one: batch-norm recalibration only)")
+                        help="checkpoints in the run to average (one: batch-norm recalibration only); "
+                             "quote a pattern such as 'snapshots/*.keras' to take every epoch's")
     parser.add_argument("--out", default="swa.keras")
     parser.add_argument("--faces", type=int, default=CALIBRATION_FACES, help="clean train faces for the statistics")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args(argv)
-    missing = [c for c in args.checkpoints if not (args.run / c).exists()]
-    if missing:
-        print(f"error: not in {args.run}: {', '.join(missing)}", file=sys.stderr)
+    checkpoints = expand_checkpoints(args.run, args.checkpoints)
+    missing = [c for c in checkpoints if not (args.run / c).exists()]
+    if missing or not checkpoints:
+        print(f"error: not in {args.run}: {', '.join(missing or args.checkpoints)}", file=sys.stderr)
         return 2
-    result = averaged_checkpoint(args.run, args.checkpoints, args.data, args.out, args.faces)
+    result = averaged_checkpoint(args.run, checkpoints, args.data, args.out, args.faces)
     print(f"{args.run / args.out}: {len(result.sources)} checkpoint(s), statistics from {result.calibration_faces} "
           f"clean train faces; val accuracy {result.val_accuracy:.4f}, macro recall {result.val_macro_recall:.4f}")
     return 0

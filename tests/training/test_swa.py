@@ -4,6 +4,7 @@ an average of networks is their midpoint, and an averaged checkpoint is exported
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
 from training import swa  # noqa: E402
-from training.export import export_run  # noqa: E402
+from training.export import export_run, ship_model  # noqa: E402
 from training.models import build_edge_vgg, build_edge_xs  # noqa: E402
 from training.train import train  # noqa: E402
 
@@ -91,13 +92,26 @@ def test_a_run_keeps_every_epoch_and_its_snapshots_average_into_an_exportable_ch
     assert 0.0 <= result.val_accuracy <= 1.0
     assert json.loads((run_dir / "swa.json").read_text())["sources"] == sources
 
-    export_run(run_dir, tiny_dataset["folder"], ship=False, checkpoint="swa.keras")
-    meta = json.loads((run_dir / "export" / "edge_xs_int8.json").read_text())
+    results = export_run(run_dir, tiny_dataset["folder"], ship=False, checkpoint="swa.keras")
+    shipped = tmp_path / "shipped" / "fer_edge_int8.tflite"
+    ship_model(Path(results["int8"]["path"]), shipped)
+    meta = json.loads(shipped.with_suffix(".json").read_text())
     assert meta["training"]["checkpoint"] == "swa.keras"
     assert meta["training"]["weight_averaging"]["sources"] == sources
+    card = shipped.with_suffix(".md").read_text()
+    assert "- Weights: the average of 2 checkpoint(s) of the run (snapshots/epoch_001.keras, snapshots/epoch_002.keras)" in card
+
+
+def test_a_pattern_stands_for_every_matching_checkpoint_of_the_run_in_epoch_order(tmp_path):
+    (tmp_path / "snapshots").mkdir()
+    for epoch in (10, 2, 1):
+        (tmp_path / "snapshots" / f"epoch_{epoch:03d}.keras").write_bytes(b"")
+    assert swa.expand_checkpoints(tmp_path, ["best.keras", "snapshots/*.keras"]) == [
+        "best.keras", "snapshots/epoch_001.keras", "snapshots/epoch_002.keras", "snapshots/epoch_010.keras"]
 
 
 def test_the_command_refuses_checkpoints_that_are_not_in_the_run(tmp_path, capsys):
     (tmp_path / "config.json").write_text("{}")
     assert swa.main(["--run", str(tmp_path), "--checkpoints", "best.keras"]) == 2
     assert "best.keras" in capsys.readouterr().err
+    assert swa.main(["--run", str(tmp_path), "--checkpoints", "snapshots/*.keras"]) == 2  # a pattern matching nothing
