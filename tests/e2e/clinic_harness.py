@@ -139,6 +139,21 @@ def screenshot(page, name: str, full_page: bool = True) -> Path:
 # --- the clinician's steps ----------------------------------------------------------------------------------------------
 
 
+def click_until(page, button, done: Callable[[], Any], attempts: int = 3, wait_s: float = 45.0) -> Any:
+    """Click `button` (a locator) until `done()` holds, waiting for the app to be idle before each click. On a page whose
+    fragments rerun on a timer (the live dashboard) the app is never idle for long, and under a CPU burner a click that
+    landed while a fragment redrew was lost (1 of 4 whole-suite runs): nothing happened, as for a user who then clicks
+    again. Only a click with no visible effect is repeated, so a button that does nothing still fails."""
+    for attempt in range(1, attempts + 1):
+        wait_for_app_idle(page, 120)
+        button.click()
+        try:
+            return wait_until(done, wait_s, 0.25, "the click's effect")
+        except TimeoutError:
+            if attempt == attempts:
+                raise TimeoutError(f"{attempts} clicks had no visible effect within {wait_s} s each") from None
+
+
 def wait_for_app_idle(page, timeout: float = 30.0, quiet_s: float = 0.5) -> None:
     """Until Streamlit has finished its script runs (the app root's script state is "notRunning") for `quiet_s` in a
     row. Right after a page loads, the cookie component reports back and causes one or two more runs; a click that
