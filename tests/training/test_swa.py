@@ -17,25 +17,13 @@ from training import swa  # noqa: E402
 from training.export import export_run, ship_model  # noqa: E402
 from training.models import build_edge_vgg, build_edge_xs  # noqa: E402
 from training.train import train  # noqa: E402
+from tests.training.networks import SMALL_VGG, faces, small_vgg_with_statistics  # noqa: E402
 
-SMALL_VGG = (4, 8, 8, 16)
 
 
 def network_with_wrong_statistics(seed: int) -> keras.Model:
     """A small edge_vgg whose batch-norm moving statistics belong to other inputs, as after training on augmented faces."""
-    keras.utils.set_random_seed(seed)
-    model = build_edge_vgg(widths=SMALL_VGG, dropout=0.0)
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            channels = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 2.0, channels), rng.normal(0, 0.3, channels),
-                               rng.normal(0, 1.0, channels), rng.uniform(0.05, 5.0, channels)])
-    return model
-
-
-def faces(count: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(-1, 1, (count, 48, 48, 1)).astype(np.float32)
+    return small_vgg_with_statistics(seed, mean_sd=1.0, variance=(0.05, 5.0), dropout=0.0)
 
 
 def test_after_recalibration_inference_normalises_by_the_clean_faces_own_statistics():
