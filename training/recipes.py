@@ -22,6 +22,9 @@ class Recipe:
     equalize_histogram: bool = False
     # Probability of erasing one random rectangle (2-20% of the face) per training image (Zhong et al. 2017).
     random_erasing: float = 0.0
+    # Distillation: the training target is teacher_weight x the teacher's probabilities + the rest x the one-hot label
+    # (`training.train --teacher-targets`, written by `training.distill`); 0 trains on labels alone.
+    teacher_weight: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -46,4 +49,8 @@ RECIPES: dict[str, Recipe] = {
     # snapshot per epoch, then `python -m training.swa --checkpoints snapshots/*` averages them and recomputes batch norm.
     "edge_vgg_swa": Recipe(128, 1e-4, "adamw", 2e-2, 0, False, 0.1, True, 0.5, 1000, equalize_histogram=True,
                            random_erasing=0.5),
+    # A warm restart (as edge_vgg_restart) towards a teacher: the shipped model averaged over 14 test-time views
+    # (training/distill.py), mixed 0.7 / 0.3 with the labels. No label smoothing: the teacher's probabilities are soft.
+    "edge_vgg_distill": Recipe(128, 5e-4, "adamw", 2e-2, 1, True, 0.0, True, 0.5, 1000, equalize_histogram=True,
+                               random_erasing=0.5, teacher_weight=0.7),
 }

@@ -23,6 +23,7 @@ import tensorflow as tf  # noqa: E402
 
 from fer.labels import LABELS  # noqa: E402
 from training.data import Dataset, equalize_histograms, load_split  # noqa: E402
+from training.distill import load_teacher_targets  # noqa: E402
 from training.models import Architecture, get_architecture  # noqa: E402
 from training.recipes import RECIPES, Recipe  # noqa: E402
 from training.recover import recover_model  # noqa: E402
@@ -74,11 +75,20 @@ def random_erasing(images: tf.Tensor, probability: float, fill: float = 127.5) -
     return tf.where(mask, tf.cast(fill, images.dtype), images)
 
 
-def make_dataset(data: Dataset, arch: Architecture, recipe: Recipe, training: bool, seed: int) -> tf.data.Dataset:
+def training_targets(labels: np.ndarray, teacher: np.ndarray | None, teacher_weight: float) -> np.ndarray:
+    """One-hot labels, or (distillation, Hinton et al. 2015) their mix with a teacher's probabilities for each face."""
+    onehot = keras.utils.to_categorical(labels, len(LABELS)).astype(np.float32)
+    if teacher is None or teacher_weight == 0:
+        return onehot
+    return (teacher_weight * teacher + (1 - teacher_weight) * onehot).astype(np.float32)
+
+
+def make_dataset(data: Dataset, arch: Architecture, recipe: Recipe, training: bool, seed: int,
+                 teacher: np.ndarray | None = None) -> tf.data.Dataset:
     images = data.images[..., None].astype(np.float32)
-    onehot = keras.utils.to_categorical(data.labels, len(LABELS)).astype(np.float32)
+    targets = training_targets(data.labels, teacher if training else None, recipe.teacher_weight)
     weights = class_weights(data.labels, recipe.class_weight_power)[data.labels] if training else np.ones(len(data), np.float32)
-    ds = tf.data.Dataset.from_tensor_slices((images, onehot, weights))
+    ds = tf.data.Dataset.from_tensor_slices((images, targets, weights))
     if training:
         ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(recipe.batch_size)
@@ -141,7 +151,7 @@ def load_initial_weights(model: keras.Model, source: Path, train_data: Dataset, 
 
 def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bool, seed: int,
           batch_size: int | None = None, limit: int | None = None, recipe_name: str | None = None,
-          init_from: Path | None = None) -> dict:
+          init_from: Path | None = None, teacher_targets: Path | None = None) -> dict:
     arch = get_architecture(arch_name)
     recipe = RECIPES[recipe_name or arch_name]
     if batch_size:
@@ -165,6 +175,11 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
         val_data = Dataset(equalize_histograms(val_data.images), val_data.labels)
     print(f"train {len(train_data)} images {train_data.class_counts()}", flush=True)
     print(f"val   {len(val_data)} images", flush=True)
+    if (teacher_targets is None) != (recipe.teacher_weight == 0):
+        raise SystemExit(f"recipe {recipe_name or arch_name!r} has teacher_weight {recipe.teacher_weight}: "
+                         + ("pass --teacher-targets (see training/distill.py)" if teacher_targets is None
+                            else "it takes no --teacher-targets"))
+    teacher = load_teacher_targets(teacher_targets, train_data) if teacher_targets is not None else None
 
     model = arch.build()
     if init_from is not None and finished_epochs == 0:
@@ -179,6 +194,7 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
     )
     config = {"arch": arch_name, "epochs": epochs, "seed": seed, "data": str(data_dir), "recipe": recipe.as_dict(),
               "recipe_name": recipe_name or arch_name, "init_from": str(init_from) if init_from else None,
+              "teacher_targets": str(teacher_targets) if teacher_targets else None,
               "normalization": {"scale": arch.normalization.scale, "offset": arch.normalization.offset,
                                 "equalize_histogram": recipe.equalize_histogram},
               "params": model.count_params(), "train_size": len(train_data)}
@@ -198,7 +214,7 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
                                       restore_best_weights=False),
     ]
     history = model.fit(
-        make_dataset(train_data, arch, recipe, training=True, seed=part_seed),
+        make_dataset(train_data, arch, recipe, training=True, seed=part_seed, teacher=teacher),
         validation_data=make_dataset(val_data, arch, recipe, training=False, seed=part_seed),
         epochs=epochs,
         callbacks=callbacks,
@@ -223,9 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="use only the first N training images (smoke runs)")
     parser.add_argument("--recipe", choices=sorted(RECIPES), help="hyper-parameters (default: the architecture's own)")
     parser.add_argument("--init-from", type=Path, help="start from these weights (a warm restart): a .keras checkpoint or a float32 .tflite export")
+    parser.add_argument("--teacher-targets", type=Path,
+                        help="a teacher's probabilities for every train face (training.distill), for a distillation recipe")
     args = parser.parse_args(argv)
     summary = train(args.arch, args.data, args.epochs, args.out or Path("runs") / args.arch, args.resume, args.seed,
-                    args.batch_size, args.limit, args.recipe, args.init_from)
+                    args.batch_size, args.limit, args.recipe, args.init_from, args.teacher_targets)
     print(json.dumps(summary), flush=True)
     return 0
 

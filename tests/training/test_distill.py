@@ -1,0 +1,126 @@
+"""Distillation (training/distill.py, `training.train --teacher-targets`): the teacher's targets are its average over
+test-time views, unchanged by mirroring the face, checked against the split they describe, and mixed with the labels
+as the recipe says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from fer.labels import LABELS  # noqa: E402
+from training import distill  # noqa: E402
+from training.data import load_split  # noqa: E402
+from training.evaluate import tflite_predictor  # noqa: E402
+from training.models import get_architecture  # noqa: E402
+from training.recipes import RECIPES  # noqa: E402
+from training.train import make_dataset, train, training_targets  # noqa: E402
+
+REFERENCE_TEACHER = Path(__file__).resolve().parents[2] / "training" / "reference" / "edge_vgg_float32.tflite"
+
+
+def asymmetric_classifier(images: np.ndarray) -> np.ndarray:
+    """Probabilities from fixed random projections of the pixels: a 'model' that tells a face from its mirror."""
+    projection = np.random.default_rng(3).normal(0, 0.02, (48 * 48, len(LABELS)))
+    logits = (images.reshape(len(images), -1).astype(np.float64) - 128) / 128 @ projection
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def smooth_faces(count: int) -> np.ndarray:
+    """Faces with smooth, asymmetric shading, so zooming and shifting move real structure."""
+    rows, cols = np.mgrid[0:48, 0:48]
+    rng = np.random.default_rng(11)
+    return np.stack([np.clip(128 + 60 * np.sin(cols / rng.uniform(3, 9) + rng.uniform(0, 6)) + 2 * cols - rows, 0, 255)
+                     for _ in range(count)]).astype(np.uint8)
+
+
+def test_the_views_are_the_face_shifted_zoomed_and_each_mirrored():
+    assert len(distill.VIEWS) == 14 and "identity" in distill.VIEWS and "identity mirrored" in distill.VIEWS
+    faces = smooth_faces(3)
+    np.testing.assert_array_equal(distill.VIEWS["identity mirrored"](faces), faces[:, :, ::-1])
+    np.testing.assert_array_equal(distill.VIEWS["shift +2x"](faces)[:, :, 2:], faces[:, :, :-2])
+    assert not np.array_equal(distill.VIEWS["zoom 1.1"](faces), faces)
+
+
+def test_a_face_and_its_mirror_get_the_same_targets_even_from_a_teacher_that_tells_them_apart():
+    """The training pipeline mirrors faces at random; their target must not depend on it."""
+    faces = smooth_faces(4)
+    mirrored = np.ascontiguousarray(faces[:, :, ::-1])
+    assert np.abs(asymmetric_classifier(faces) - asymmetric_classifier(mirrored)).max() > 0.01
+    np.testing.assert_allclose(distill.view_averaged(asymmetric_classifier, faces),
+                               distill.view_averaged(asymmetric_classifier, mirrored), atol=1e-3)
+
+
+def test_targets_are_written_for_the_whole_train_split_with_a_record_of_the_teacher(tiny_dataset, tmp_path):
+    out = tmp_path / "teacher" / "targets.npy"
+    record = distill.write_teacher_targets(REFERENCE_TEACHER, tiny_dataset["folder"], out)
+    train_split = load_split(tiny_dataset["folder"], "train")
+    targets = np.load(out)
+    assert targets.shape == (len(train_split), len(LABELS))
+    np.testing.assert_allclose(targets, distill.view_averaged(tflite_predictor(REFERENCE_TEACHER), train_split.images),
+                               atol=1e-6)
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert saved["teacher"] == str(REFERENCE_TEACHER) and saved["faces"] == len(train_split) == record.faces
+    assert saved["views"] == list(distill.VIEWS) and len(saved["teacher_sha256"]) == 64
+    assert 0 <= saved["val_accuracy"] <= 1 and 0 <= saved["val_accuracy_single_view"] <= 1
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.full((42, 6), 1 / 6), "N x 7"),
+    (np.full((10, 7), 1 / 7), "10 rows of teacher targets for 42"),
+    (np.full((42, 7), 0.5), "not probability distributions"),
+])
+def test_targets_that_do_not_describe_this_train_split_are_refused(tiny_dataset, tmp_path, bad, message):
+    path = tmp_path / "targets.npy"
+    np.save(path, bad)
+    with pytest.raises(ValueError, match=message):
+        distill.load_teacher_targets(path, load_split(tiny_dataset["folder"], "train"))
+
+
+def test_the_target_mixes_teacher_and_label_by_the_recipes_weight():
+    labels = np.array([0, 3])
+    teacher = np.array([[0.1, 0.0, 0.2, 0.5, 0.1, 0.0, 0.1], [0.0, 0.0, 0.0, 0.9, 0.0, 0.0, 0.1]], np.float32)
+    mixed = training_targets(labels, teacher, 0.7)
+    np.testing.assert_allclose(mixed[0], 0.7 * teacher[0] + 0.3 * np.eye(7)[0], atol=1e-6)
+    np.testing.assert_allclose(mixed.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(training_targets(labels, teacher, 0.0), np.eye(7, dtype=np.float32)[labels])
+    np.testing.assert_array_equal(training_targets(labels, None, 0.7), np.eye(7, dtype=np.float32)[labels])
+
+
+def test_only_training_batches_carry_the_teachers_targets(tiny_dataset):
+    data = load_split(tiny_dataset["folder"], "train")
+    teacher = np.random.default_rng(0).dirichlet(np.ones(7), len(data)).astype(np.float32)
+    recipe, arch = RECIPES["edge_vgg_distill"], get_architecture("edge_vgg")
+    seen = np.concatenate([y for _, y, _ in make_dataset(data, arch, recipe, True, seed=1, teacher=teacher).as_numpy_iterator()])
+    expected = training_targets(data.labels, teacher, recipe.teacher_weight)
+    # Shuffled: compare the rows as sets.
+    np.testing.assert_allclose(np.sort(seen, axis=0), np.sort(expected, axis=0), atol=1e-6)
+    val = np.concatenate([y for _, y, _ in make_dataset(data, arch, recipe, False, seed=1, teacher=teacher).as_numpy_iterator()])
+    np.testing.assert_array_equal(val, np.eye(7, dtype=np.float32)[data.labels])
+
+
+def test_a_distillation_recipe_needs_targets_and_a_plain_one_refuses_them(tiny_dataset, tmp_path):
+    with pytest.raises(SystemExit, match="pass --teacher-targets"):
+        train("edge_xs", tiny_dataset["folder"], epochs=0, out_dir=tmp_path / "a", resume=False, seed=1, batch_size=8,
+              recipe_name="edge_vgg_distill")
+    targets = tmp_path / "targets.npy"
+    np.save(targets, np.full((42, 7), 1 / 7, np.float32))
+    with pytest.raises(SystemExit, match="takes no --teacher-targets"):
+        train("edge_xs", tiny_dataset["folder"], epochs=0, out_dir=tmp_path / "b", resume=False, seed=1, batch_size=8,
+              teacher_targets=targets)
+
+
+def test_a_distilled_run_records_its_teacher(tiny_dataset, tmp_path):
+    targets = tmp_path / "targets.npy"
+    np.save(targets, np.random.default_rng(1).dirichlet(np.ones(7), 42).astype(np.float32))
+    run_dir = tmp_path / "run"
+    summary = train("edge_xs", tiny_dataset["folder"], epochs=1, out_dir=run_dir, resume=False, seed=1, batch_size=8,
+                    recipe_name="edge_vgg_distill", teacher_targets=targets)
+    assert summary["epochs_run"] == 1
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["teacher_targets"] == str(targets) and config["recipe"]["teacher_weight"] == 0.7
