@@ -43,6 +43,14 @@ def equalize_histograms(images: np.ndarray) -> np.ndarray:
     return np.stack([cv2.equalizeHist(image) for image in images]) if len(images) else images
 
 
+def model_inputs(images: np.ndarray, normalization: dict) -> np.ndarray:
+    """uint8 faces (N, H, W) -> float32 model inputs (N, H, W, 1), by a run's `normalization` record (config.json and
+    sidecar: scale, offset, equalize_histogram), as `fer` does at run time."""
+    if normalization.get("equalize_histogram"):
+        images = equalize_histograms(images)
+    return images[..., None].astype(np.float32) * normalization["scale"] + normalization["offset"]
+
+
 def load_split(source: str | Path, split: str) -> Dataset:
     """Load one split ("train", "val" or "test") from a FER2013 CSV file or folder root."""
     source = Path(source)

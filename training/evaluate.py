@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from fer.labels import LABELS
-from training.data import Dataset, equalize_histograms, load_split
+from training.data import Dataset, load_split, model_inputs
 from training.metrics import Report, classification_report
 from training.plots import confusion_matrix_png, training_curves_png
 
@@ -29,15 +29,11 @@ def keras_predictor(model_path: Path, tta_flip: bool = False) -> Predict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    config = json.loads((model_path.parent / "config.json").read_text())
-    scale, offset = config["normalization"]["scale"], config["normalization"]["offset"]
-    equalize = config["normalization"].get("equalize_histogram", False)
+    normalization = json.loads((model_path.parent / "config.json").read_text())["normalization"]
     model = keras.models.load_model(model_path, compile=False)
 
     def predict(images: np.ndarray) -> np.ndarray:
-        if equalize:
-            images = equalize_histograms(images)
-        x = images[..., None].astype(np.float32) * scale + offset
+        x = model_inputs(images, normalization)
         probabilities = model.predict(x, batch_size=256, verbose=0)
         if tta_flip:
             probabilities = (probabilities + model.predict(x[:, :, ::-1], batch_size=256, verbose=0)) / 2

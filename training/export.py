@@ -25,7 +25,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fer.labels import LABELS  # noqa: E402
-from training.data import equalize_histograms, load_split  # noqa: E402
+from training.data import load_split, model_inputs  # noqa: E402
 from training.evaluate import evaluate, tflite_predictor  # noqa: E402
 
 DEFAULT_DATA = Path(os.environ.get("FER_DATA_DIR", "../shared/datasets/fer2013"))
@@ -93,9 +93,7 @@ def export_run(run_dir: Path, data_dir: Path, ship: bool, checkpoint: str = "bes
     val = load_split(data_dir, "val")
     rng = np.random.default_rng(0)
     picks = rng.choice(len(train), size=min(REPRESENTATIVE_SAMPLES, len(train)), replace=False)
-    faces = train.images[picks]
-    faces = equalize_histograms(faces) if normalization.get("equalize_histogram") else faces
-    representative = faces[..., None].astype(np.float32) * normalization["scale"] + normalization["offset"]
+    representative = model_inputs(train.images[picks], normalization)
 
     out_dir = run_dir / "export"
     out_dir.mkdir(parents=True, exist_ok=True)

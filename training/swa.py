@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-from training.data import equalize_histograms, load_split  # noqa: E402
+from training.data import load_split, model_inputs  # noqa: E402
 from training.evaluate import DEFAULT_DATA  # noqa: E402
 from training.metrics import classification_report  # noqa: E402
 from training.models import get_architecture  # noqa: E402
@@ -81,21 +81,14 @@ def averaged_checkpoint(run_dir: Path, checkpoints: list[str], data_dir: Path, o
     config = json.loads((run_dir / "config.json").read_text())
     arch = get_architecture(config["arch"])
     normalization = config["normalization"]
-    scale, offset = normalization["scale"], normalization["offset"]
-
-    def model_inputs(images: np.ndarray) -> np.ndarray:
-        if normalization.get("equalize_histogram"):
-            images = equalize_histograms(images)
-        return images[..., None].astype(np.float32) * scale + offset
-
     train, val = load_split(data_dir, "train"), load_split(data_dir, "val")
     chosen = np.random.default_rng(seed).permutation(len(train))[:faces]
     model = arch.build()
     model.set_weights(average_weights([keras.models.load_model(run_dir / c, compile=False) for c in checkpoints]))
-    recalibrate_batch_norm(model, model_inputs(train.images[chosen]))
+    recalibrate_batch_norm(model, model_inputs(train.images[chosen], normalization))
     model.save(run_dir / out)
 
-    probabilities = model.predict(model_inputs(val.images), batch_size=256, verbose=0)
+    probabilities = model.predict(model_inputs(val.images, normalization), batch_size=256, verbose=0)
     report = classification_report(val.labels, probabilities.argmax(axis=1))
     result = AveragedCheckpoint(list(checkpoints), int(len(chosen)), report.accuracy, report.macro_recall)
     (run_dir / out).with_suffix(".json").write_text(json.dumps(asdict(result), indent=2))

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from fer.labels import LABELS
-from training.data import DataError, load_csv, load_folder, load_split
+import cv2
+
+from training.data import DataError, load_csv, load_folder, load_split, model_inputs
 from tests.training.conftest import IMAGES_PER_CLASS
 
 
@@ -62,3 +64,12 @@ def test_unknown_class_folder_is_rejected(tmp_path):
 def test_missing_source_is_named(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_split(tmp_path / "nowhere", "train")
+
+
+def test_model_inputs_follow_the_runs_normalisation_record():
+    faces = np.random.default_rng(0).integers(40, 120, size=(3, 48, 48), dtype=np.uint8)  # low contrast
+    plain = model_inputs(faces, {"scale": 1 / 127.5, "offset": -1.0})
+    assert plain.shape == (3, 48, 48, 1) and plain.dtype == np.float32
+    np.testing.assert_allclose(plain[..., 0], faces / 127.5 - 1.0, atol=1e-6)
+    equalised = model_inputs(faces, {"scale": 1.0, "offset": 0.0, "equalize_histogram": True})
+    np.testing.assert_array_equal(equalised[0, ..., 0], cv2.equalizeHist(faces[0]))
