@@ -157,8 +157,16 @@ def _training_summary(run_dir: Path, config: dict, checkpoint: str = "best.keras
             "params": config.get("params"), "data": "FER2013 train (28,709 images)",
             **({"note": config["note"]} if config.get("note") else {}),
             **({"init_from": config["init_from"]} if config.get("init_from") else {}),
+            **({"distillation": _distillation_record(config)} if config.get("teacher_targets") else {}),
             "checkpoint": checkpoint,
             **({"weight_averaging": json.loads(averaged.read_text())} if averaged.exists() else {})}
+
+
+def _distillation_record(config: dict) -> dict:
+    """What a distilled run was trained towards: its teacher targets' record (training/distill.py) and their weight."""
+    targets = Path(config["teacher_targets"])
+    record = json.loads(targets.with_suffix(".json").read_text()) if targets.with_suffix(".json").exists() else {}
+    return {"targets": str(targets), "teacher_weight": config["recipe"]["teacher_weight"], **record}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,6 +63,11 @@ def render(meta: dict, size_kb: float, comparison: list[dict] | None = None, ms_
         *([f"- Note: {training['note']}"] if training.get("note") else []),
         *([f"- Warm restart: started from `{training['init_from']}`; the epochs above are this run's own, after that "
            "model's."] if training.get("init_from") else []),
+        *([f"- Distilled: trained towards `{training['distillation'].get('teacher', training['distillation']['targets'])}` "
+           f"averaged over {len(training['distillation'].get('views', [])) or '?'} test-time views (that teacher's val "
+           f"accuracy: {training['distillation'].get('val_accuracy', float('nan')):.4f}), mixed "
+           f"{training['distillation']['teacher_weight']:g} : {1 - training['distillation']['teacher_weight']:g} with the "
+           "labels (`training/distill.py`)."] if training.get("distillation") else []),
         *([f"- Weights: the average of {len(training['weight_averaging']['sources'])} checkpoint(s) of the run "
            f"({', '.join(training['weight_averaging']['sources'])}), batch-norm statistics recomputed on "
            f"{training['weight_averaging']['calibration_faces']} clean train faces (`training/swa.py`)."]

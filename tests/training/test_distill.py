@@ -16,6 +16,7 @@ from fer.labels import LABELS  # noqa: E402
 from training import distill  # noqa: E402
 from training.data import load_split  # noqa: E402
 from training.evaluate import tflite_predictor  # noqa: E402
+from training.export import export_run, ship_model  # noqa: E402
 from training.models import get_architecture  # noqa: E402
 from training.recipes import RECIPES  # noqa: E402
 from training.train import make_dataset, train, training_targets  # noqa: E402
@@ -115,12 +116,21 @@ def test_a_distillation_recipe_needs_targets_and_a_plain_one_refuses_them(tiny_d
               teacher_targets=targets)
 
 
-def test_a_distilled_run_records_its_teacher(tiny_dataset, tmp_path):
-    targets = tmp_path / "targets.npy"
-    np.save(targets, np.random.default_rng(1).dirichlet(np.ones(7), 42).astype(np.float32))
+def test_a_distilled_model_says_in_its_sidecar_and_card_what_it_was_distilled_from(tiny_dataset, tmp_path):
+    targets = tmp_path / "teacher" / "targets.npy"
+    teacher = distill.write_teacher_targets(REFERENCE_TEACHER, tiny_dataset["folder"], targets)
     run_dir = tmp_path / "run"
     summary = train("edge_xs", tiny_dataset["folder"], epochs=1, out_dir=run_dir, resume=False, seed=1, batch_size=8,
                     recipe_name="edge_vgg_distill", teacher_targets=targets)
     assert summary["epochs_run"] == 1
     config = json.loads((run_dir / "config.json").read_text())
     assert config["teacher_targets"] == str(targets) and config["recipe"]["teacher_weight"] == 0.7
+    results = export_run(run_dir, tiny_dataset["folder"], ship=False, checkpoint="last.keras")
+    shipped = tmp_path / "shipped" / "fer_edge_int8.tflite"
+    ship_model(Path(results["int8"]["path"]), shipped)
+    record = json.loads(shipped.with_suffix(".json").read_text())["training"]["distillation"]
+    assert record["teacher"] == str(REFERENCE_TEACHER) and record["teacher_weight"] == 0.7
+    assert record["val_accuracy"] == teacher.val_accuracy
+    card = shipped.with_suffix(".md").read_text()
+    assert f"Distilled: trained towards `{REFERENCE_TEACHER}` averaged over 14 test-time views" in card
+    assert "mixed 0.7 : 0.3 with the labels" in card
