@@ -80,9 +80,7 @@ train-edge: $(VENV)/.dev-installed
 	$(BIN)/python -m training.train --arch edge_vgg --recipe edge_vgg_restart --init-from runs/edge_vgg/best.keras --epochs 16 --out runs/edge_vgg_r1 --resume
 	$(BIN)/python -m training.train --arch edge_vgg --recipe edge_vgg_restart --init-from runs/edge_vgg_r1/best.keras --epochs 12 --out runs/edge_vgg_r2 --resume
 	$(BIN)/python -m training.swa --run runs/edge_vgg_r2 --checkpoints best.keras last.keras
-	$(BIN)/python -m training.train --arch edge_vgg --recipe edge_vgg_swa --init-from runs/edge_vgg_r2/swa.keras --epochs 10 --out runs/edge_vgg_swa --resume
-	$(BIN)/python -m training.swa --run runs/edge_vgg_swa --checkpoints 'snapshots/*.keras'
-	$(BIN)/python -m training.export --run runs/edge_vgg_swa --checkpoint swa.keras --ship
+	$(BIN)/python -m training.export --run runs/edge_vgg_r2 --checkpoint swa.keras --ship
 
 train-ednn: $(VENV)/.dev-installed
 	$(BIN)/python -m training.train --arch ednn --epochs 12 --out runs/ednn_sharp --resume
