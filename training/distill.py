@@ -25,6 +25,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from fer.labels import LABELS
 from training.data import Dataset, load_split
 from training.evaluate import DEFAULT_DATA, Predict, tflite_predictor
 from training.metrics import classification_report
@@ -96,7 +97,7 @@ def write_teacher_targets(teacher: Path, data_dir: Path, out: Path) -> TeacherTa
 def load_teacher_targets(path: Path, train: Dataset) -> np.ndarray:
     """The targets at `path`, checked against the train split they must describe (one row of 7 probabilities each)."""
     targets = np.load(path)
-    if targets.ndim != 2 or targets.shape[1] != 7:
+    if targets.ndim != 2 or targets.shape[1] != len(LABELS):
         raise ValueError(f"{path}: expected N x 7 teacher probabilities, got shape {targets.shape}")
     if len(targets) < len(train):
         raise ValueError(f"{path}: {len(targets)} rows of teacher targets for {len(train)} training faces; "
