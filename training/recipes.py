@@ -25,6 +25,9 @@ class Recipe:
     # Distillation: the training target is teacher_weight x the teacher's probabilities + the rest x the one-hot label
     # (`training.train --teacher-targets`, written by `training.distill`); 0 trains on labels alone.
     teacher_weight: float = 0.0
+    # Scales the geometric jitter (rotation, shift, zoom; mirroring is always on when `augment` is): 1 is the full
+    # jitter below, 0 mirroring alone. A finishing phase trains on faces close to the ones deployment sees.
+    geometric_jitter: float = 1.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -53,4 +56,9 @@ RECIPES: dict[str, Recipe] = {
     # (training/distill.py), mixed 0.7 / 0.3 with the labels. No label smoothing: the teacher's probabilities are soft.
     "edge_vgg_distill": Recipe(128, 5e-4, "adamw", 2e-2, 1, True, 0.0, True, 0.5, 1000, equalize_histogram=True,
                                random_erasing=0.5, teacher_weight=0.7),
+    # A finishing phase from a finished model (`--init-from`): a low learning rate annealed to zero on faces that look
+    # like the ones val and the camera give, i.e. no random erasing and a quarter of the geometric jitter. Heavy
+    # augmentation regularises the long phase; its last epochs are spent learning faces deployment never shows.
+    "edge_vgg_finish": Recipe(128, 2e-4, "adamw", 2e-2, 1, True, 0.1, True, 0.5, 1000, equalize_histogram=True,
+                              random_erasing=0.0, geometric_jitter=0.25),
 }

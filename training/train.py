@@ -27,6 +27,7 @@ from training.distill import load_teacher_targets  # noqa: E402
 from training.models import Architecture, get_architecture  # noqa: E402
 from training.recipes import RECIPES, Recipe  # noqa: E402
 from training.recover import recover_model  # noqa: E402
+from training.swa import RecalibratedValidation  # noqa: E402
 
 DEFAULT_DATA = Path(os.environ.get("FER_DATA_DIR", "../shared/datasets/fer2013"))
 
@@ -39,16 +40,19 @@ def class_weights(labels: np.ndarray, power: float) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def augmenter(seed: int, photometric: bool = True) -> keras.Sequential:
-    """Geometric jitter that face detection in a therapy room plausibly produces, and (for models that do not equalise
-    histograms) photometric jitter. After equalisation brightness/contrast changes are undone at run time, so training
-    on them would only teach the model inputs it never sees."""
-    steps = [
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomRotation(0.04, fill_mode="nearest", seed=seed),  # about +-15 degrees
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
-        keras.layers.RandomZoom((-0.15, 0.1), fill_mode="nearest", seed=seed),
-    ]
+def augmenter(seed: int, photometric: bool = True, geometric_jitter: float = 1.0) -> keras.Sequential:
+    """Geometric jitter that face detection in a therapy room plausibly produces (scaled by `geometric_jitter`; 0 leaves
+    mirroring alone), and (for models that do not equalise histograms) photometric jitter. After equalisation
+    brightness/contrast changes are undone at run time, so training on them would only teach the model inputs it never
+    sees."""
+    steps = [keras.layers.RandomFlip("horizontal", seed=seed)]
+    if geometric_jitter > 0:
+        j = geometric_jitter
+        steps += [
+            keras.layers.RandomRotation(0.04 * j, fill_mode="nearest", seed=seed),  # about +-15 degrees at 1
+            keras.layers.RandomTranslation(0.1 * j, 0.1 * j, fill_mode="nearest", seed=seed),
+            keras.layers.RandomZoom((-0.15 * j, 0.1 * j), fill_mode="nearest", seed=seed),
+        ]
     if photometric:
         steps += [keras.layers.RandomContrast(0.3, seed=seed),
                   keras.layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed)]
@@ -93,7 +97,7 @@ def make_dataset(data: Dataset, arch: Architecture, recipe: Recipe, training: bo
         ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(recipe.batch_size)
     norm = arch.normalization
-    aug = augmenter(seed, photometric=not recipe.equalize_histogram) if training and recipe.augment else None
+    aug = augmenter(seed, photometric=not recipe.equalize_histogram, geometric_jitter=recipe.geometric_jitter) if training and recipe.augment else None
 
     def prepare(x, y, w):
         if aug is not None:
@@ -113,12 +117,12 @@ def epochs_logged(history_csv: Path) -> int:
         return sum(1 for _ in csv.DictReader(handle))
 
 
-def best_so_far(history_csv: Path) -> float | None:
-    """The best val accuracy an earlier part of this run logged, or None for a fresh run."""
+def best_so_far(history_csv: Path, metric: str = "val_accuracy") -> float | None:
+    """The best value of `metric` an earlier part of this run logged, or None for a fresh run."""
     if not history_csv.exists():
         return None
     with history_csv.open() as handle:
-        values = [float(row["val_accuracy"]) for row in csv.DictReader(handle) if row.get("val_accuracy")]
+        values = [float(row[metric]) for row in csv.DictReader(handle) if row.get(metric)]
     return max(values) if values else None
 
 
@@ -138,6 +142,8 @@ def build_optimizer(recipe: Recipe) -> keras.optimizers.Optimizer:
 
 
 CALIBRATION_FACES = 4096
+# Clean train faces for the per-epoch batch-norm recalibration (RecalibratedValidation): about 10 s an epoch here.
+RECALIBRATION_FACES = 4096
 
 
 def load_initial_weights(model: keras.Model, source: Path, train_data: Dataset, arch: Architecture) -> None:
@@ -200,7 +206,14 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
               "params": model.count_params(), "train_size": len(train_data)}
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
 
+    calibration = np.random.default_rng(seed).permutation(len(train_data))[:RECALIBRATION_FACES]
+    norm = arch.normalization
     callbacks = [
+        # First: it adds val_accuracy_recalibrated to the logs the callbacks after it write and select on.
+        RecalibratedValidation(arch.build, train_data.images[calibration, ..., None].astype(np.float32) * norm.scale + norm.offset,
+                               val_data.images[..., None].astype(np.float32) * norm.scale + norm.offset, val_data.labels,
+                               out_dir / "best_recalibrated.keras",
+                               best_so_far(out_dir / "history.csv", "val_accuracy_recalibrated") if resume else None),
         # Kept after a finished run too, so `--resume --epochs <more>` extends it instead of starting over.
         keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False),
         # A resumed run must not overwrite best.keras with a worse epoch: start from the best val accuracy so far.

@@ -13,7 +13,7 @@ pytest.importorskip("tensorflow")
 
 from fer.labels import LABELS  # noqa: E402
 from training.export import QUANTIZATIONS, export_run, ship_model  # noqa: E402
-from training.train import class_weights, learning_rate_at, train  # noqa: E402
+from training.train import augmenter, class_weights, learning_rate_at, train  # noqa: E402
 from training.recipes import RECIPES  # noqa: E402
 
 
@@ -41,6 +41,9 @@ def test_one_epoch_writes_checkpoint_history_and_config(trained_run):
     assert (run_dir / "best.keras").exists() and (run_dir / "last.keras").exists()
     history = (run_dir / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch") and len(history) == 2
+    # Each epoch is also judged as deployment will see it: batch norm recalibrated on clean faces, best copy kept.
+    assert "val_accuracy_recalibrated" in history[0].split(",")
+    assert (run_dir / "best_recalibrated.keras").exists()
     config = json.loads((run_dir / "config.json").read_text())
     assert config["arch"] == "edge_xs" and config["normalization"] == {
         "scale": 1 / 127.5, "offset": -1.0, "equalize_histogram": True}
@@ -115,6 +118,16 @@ def test_flip_averaging_is_symmetric_and_keeps_probabilities(trained_run):
     original, mirrored = averaged.predict(faces, verbose=0), averaged.predict(faces[:, :, ::-1], verbose=0)
     np.testing.assert_allclose(original, mirrored, atol=1e-5)
     np.testing.assert_allclose(original.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_without_geometric_jitter_the_augmenter_only_mirrors():
+    faces = np.random.default_rng(3).uniform(0, 255, (16, 48, 48, 1)).astype(np.float32)
+    out = augmenter(seed=5, photometric=False, geometric_jitter=0.0)(faces, training=True).numpy()
+    mirrored = [np.allclose(o, f[:, ::-1]) for o, f in zip(out, faces)]
+    kept = [np.allclose(o, f) for o, f in zip(out, faces)]
+    assert all(m or k for m, k in zip(mirrored, kept)) and any(mirrored) and any(kept)
+    jittered = augmenter(seed=5, photometric=False, geometric_jitter=1.0)(faces, training=True).numpy()
+    assert not any(np.allclose(o, f) or np.allclose(o, f[:, ::-1]) for o, f in zip(jittered, faces))
 
 
 def test_class_weights_favour_rare_classes_and_average_one():

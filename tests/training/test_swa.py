@@ -103,3 +103,31 @@ def test_the_command_refuses_checkpoints_that_are_not_in_the_run(tmp_path, capsy
     assert swa.main(["--run", str(tmp_path), "--checkpoints", "best.keras"]) == 2
     assert "best.keras" in capsys.readouterr().err
     assert swa.main(["--run", str(tmp_path), "--checkpoints", "snapshots/*.keras"]) == 2  # a pattern matching nothing
+
+
+def test_each_epoch_is_judged_with_recalibrated_batch_norm_and_the_best_copy_is_kept(tmp_path):
+    """The callback's number is the val accuracy of the recalibrated network, it lands in the epoch's logs, and the
+    checkpoint is only replaced by a better epoch (a resumed run starts from its best so far)."""
+    model = network_with_wrong_statistics(seed=6)
+    calibration, val = faces(96, seed=3), faces(40, seed=4)
+    reference = keras.models.clone_model(model)
+    reference.set_weights(model.get_weights())
+    swa.recalibrate_batch_norm(reference, calibration)
+    labels = reference.predict(val, verbose=0).argmax(axis=1)  # the recalibrated network is right on every face
+    path = tmp_path / "best_recalibrated.keras"
+    callback = swa.RecalibratedValidation(lambda: build_edge_vgg(widths=SMALL_VGG, dropout=0.0), calibration, val,
+                                          labels, path, best_so_far=None)
+    callback.set_model(model)
+    logs: dict = {}
+    callback.on_epoch_end(0, logs)
+    assert logs["val_accuracy_recalibrated"] == 1.0
+    assert np.mean(model.predict(val, verbose=0).argmax(axis=1) == labels) < 1.0  # the statistics as trained are not
+    saved = keras.models.load_model(path, compile=False)
+    np.testing.assert_allclose(saved.predict(val, verbose=0), reference.predict(val, verbose=0), atol=1e-5)
+
+    path.unlink()
+    worse = swa.RecalibratedValidation(lambda: build_edge_vgg(widths=SMALL_VGG, dropout=0.0), calibration, val,
+                                       (labels + 1) % 7, path, best_so_far=0.5)
+    worse.set_model(model)
+    worse.on_epoch_end(1, logs)
+    assert logs["val_accuracy_recalibrated"] == 0.0 and not path.exists()
