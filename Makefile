@@ -74,7 +74,7 @@ migrate: $(VENV)/.runtime-installed
 	$(BIN)/python -m store.migrate --database-url "$(DATABASE_URL)"
 
 # The shipped model's whole lineage (training/EXPERIMENTS.md), each step resumable: a 34-epoch cosine cycle, two warm
-# restarts, batch-norm recalibration of the last one, then 10 epochs of stochastic weight averaging.
+# restarts, then the mean of the last restart's best and last epochs with batch norm recalibrated on clean faces.
 train-edge: $(VENV)/.dev-installed
 	$(BIN)/python -m training.train --arch edge_vgg --epochs 34 --out runs/edge_vgg --resume
 	$(BIN)/python -m training.train --arch edge_vgg --recipe edge_vgg_restart --init-from runs/edge_vgg/best.keras --epochs 16 --out runs/edge_vgg_r1 --resume

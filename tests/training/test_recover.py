@@ -15,6 +15,10 @@ import keras  # noqa: E402
 from training.export import convert  # noqa: E402
 from training.models import build_edge_vgg, build_edge_xs  # noqa: E402
 from training.recover import folded_layers, recover_model  # noqa: E402
+from training import train as train_module  # noqa: E402
+from training.data import Dataset  # noqa: E402
+from training.models import get_architecture  # noqa: E402
+from training.swa import recalibrate_batch_norm  # noqa: E402
 from training.train import train  # noqa: E402
 from tests.training.networks import SMALL_VGG, faces, small_vgg_with_statistics  # noqa: E402
 
@@ -81,3 +85,21 @@ def test_a_warm_restart_can_start_from_a_committed_tflite_export(tiny_dataset, t
     inputs = faces(16, seed=9)
     np.testing.assert_allclose(restarted.predict(inputs, verbose=0), source.predict(inputs, verbose=0), atol=1e-5)
     assert json.loads((restart_dir / "config.json").read_text())["init_from"] == str(path)
+
+
+def test_a_recovered_network_takes_its_statistics_from_faces_across_the_whole_split(exported, monkeypatch):
+    """The folder loader returns faces class by class. Statistics fitted to the first faces alone would be one class's,
+    and recalibrating batch norm on typical faces afterwards (training.swa) would change what the network computes."""
+    _, path = exported
+    rng = np.random.default_rng(8)
+    dark, bright = rng.integers(20, 90, (128, 48, 48)), rng.integers(150, 230, (128, 48, 48))
+    split = Dataset(np.concatenate([dark, bright]).astype(np.uint8), np.repeat([0, 1], 128))
+    monkeypatch.setattr(train_module, "CALIBRATION_FACES", 64)
+    model = build_edge_vgg(widths=SMALL_VGG, dropout=0.0)
+    train_module.load_initial_weights(model, path, split, get_architecture("edge_vgg"))
+    inputs = split.images[..., None].astype(np.float32) / 127.5 - 1.0
+    before = model.predict(inputs, verbose=0)
+    recalibrate_batch_norm(model, inputs)
+    after = model.predict(inputs, verbose=0)
+    spread_across_faces = np.abs(before - before.mean(axis=0)).max()
+    assert np.abs(after - before).max() < 0.25 * spread_across_faces  # fitted to the first faces: 1.07x
