@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from bench.table import Section
-from fer import BlazeFaceDetector, EmotionClassifier, FaceDetector, HaarFaceDetector, LABELS, ModelMetadata, analyze
+from fer import BlazeFaceDetector, EmotionClassifier, FaceDetector, HaarFaceDetector, LABELS, analyze
+from fer.anchors import ANCHOR_METADATA, anchor_path, load_anchor
 from fer.classifier import DEFAULT_MODEL_PATH
 from fer.scenes import FRAME_SIZES, compose_scene, matches
 
@@ -27,11 +28,6 @@ SHARED_DIR = Path(os.environ.get("FER_SHARED_DIR", PROJECT_ROOT.parent / "shared
 VAL_DIR = SHARED_DIR / "datasets" / "fer2013" / "val"
 PHOTOS_DIR = SHARED_DIR / "datasets" / "photos"
 ANCHORS_DIR = SHARED_DIR / "anchors"
-# The anchors' preprocessing, as documented in ../shared/anchors/README.md (they have no sidecar of their own).
-ANCHORS = {
-    "seed_ednn": ModelMetadata("seed_ednn", (48, 48), 1.0, 0.0),
-    "fer_mini_xception_int8": ModelMetadata("fer_mini_xception_int8", (64, 64), 1 / 127.5, -1.0),
-}
 # Committed reference models from training (each .tflite with its sidecar): the seed EDNN as reproduced here and the
 # shipped network before int8 quantization, so one bench run compares every model the training issue reports.
 REFERENCE_DIR = PROJECT_ROOT / "training" / "reference"
@@ -92,10 +88,10 @@ def load_models(section: Section) -> dict[str, EmotionClassifier]:
         section.notes.append(f"shipped model absent ({DEFAULT_MODEL_PATH.name}): run python -m training.export")
     for path in sorted(REFERENCE_DIR.glob("*.tflite")):
         models[path.stem] = EmotionClassifier.load(path, num_threads=1)
-    for name, metadata in ANCHORS.items():
-        path = ANCHORS_DIR / f"{name}.tflite"
+    for name in ANCHOR_METADATA:
+        path = anchor_path(ANCHORS_DIR, name)
         if path.is_file():
-            models[name] = EmotionClassifier.load(path, num_threads=1, metadata=metadata)
+            models[name] = load_anchor(ANCHORS_DIR, name, num_threads=1)
         else:
             section.notes.append(f"anchor {name} absent ({path})")
     return models

@@ -10,15 +10,9 @@ import numpy as np
 import pytest
 
 from fer import EmotionClassifier, LABELS, ModelMetadata
+from fer import anchors
 from fer.classifier import DEFAULT_MODEL_PATH
 from tests.fer.tiny_models import build_tiny_model
-
-# The anchors' preprocessing, as documented in ../shared/anchors/README.md.
-ANCHOR_METADATA = {
-    "seed_ednn": ModelMetadata("seed_ednn", (48, 48), 1.0, 0.0),
-    "fer_mini_xception_int8": ModelMetadata("fer_mini_xception_int8", (64, 64), 1 / 127.5, -1.0),
-}
-
 
 def tiny_metadata(input_size: tuple[int, int] = (48, 48)) -> ModelMetadata:
     return ModelMetadata("tiny", input_size, 1 / 127.5, -1.0)
@@ -57,10 +51,9 @@ def val_faces(fer2013_dir: Path) -> dict[str, list[np.ndarray]]:
 
 
 def load_anchor(anchors_dir: Path, name: str) -> EmotionClassifier:
-    path = anchors_dir / f"{name}.tflite"
-    if not path.is_file():
-        pytest.skip(f"anchor {path} not found")
-    return EmotionClassifier.load(path, metadata=ANCHOR_METADATA[name])
+    if not anchors.anchor_path(anchors_dir, name).is_file():
+        pytest.skip(f"anchor {anchors.anchor_path(anchors_dir, name)} not found")
+    return anchors.load_anchor(anchors_dir, name)
 
 
 @pytest.fixture(scope="session")
