@@ -95,13 +95,17 @@ class RecalibratedValidation(keras.callbacks.Callback):
         copy = self.build()
         copy.set_weights(self.model.get_weights())
         recalibrate_batch_norm(copy, self.calibration_inputs)
-        predicted = copy.predict(self.val_inputs, batch_size=BATCH, verbose=0).argmax(axis=1)
-        accuracy = float(np.mean(predicted == self.val_labels))
+        report = classification_report(self.val_labels, copy.predict(self.val_inputs, batch_size=BATCH, verbose=0).argmax(axis=1))
+        accuracy = report.accuracy
         if logs is not None:
             logs["val_accuracy_recalibrated"] = accuracy
         if self.best is None or accuracy > self.best:
             self.best = accuracy
             copy.save(self.path)
+            # The same record training.swa writes, so an export of this checkpoint says how it was made.
+            record = AveragedCheckpoint([f"snapshots/epoch_{epoch + 1:03d}.keras"], len(self.calibration_inputs),
+                                        accuracy, report.macro_recall)
+            self.path.with_suffix(".json").write_text(json.dumps(asdict(record), indent=2))
         print(f"epoch {epoch + 1}: val accuracy with recalibrated batch norm {accuracy:.4f} (best {self.best:.4f})",
               flush=True)
 

@@ -122,6 +122,9 @@ def test_each_epoch_is_judged_with_recalibrated_batch_norm_and_the_best_copy_is_
     callback.on_epoch_end(0, logs)
     assert logs["val_accuracy_recalibrated"] == 1.0
     assert np.mean(model.predict(val, verbose=0).argmax(axis=1) == labels) < 1.0  # the statistics as trained are not
+    assert json.loads(path.with_suffix(".json").read_text()) == {
+        "sources": ["snapshots/epoch_001.keras"], "calibration_faces": 96, "val_accuracy": 1.0,
+        "val_macro_recall": pytest.approx(1.0)}
     saved = keras.models.load_model(path, compile=False)
     np.testing.assert_allclose(saved.predict(val, verbose=0), reference.predict(val, verbose=0), atol=1e-5)
 
