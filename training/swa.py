@@ -95,7 +95,8 @@ class RecalibratedValidation(keras.callbacks.Callback):
         copy = self.build()
         copy.set_weights(self.model.get_weights())
         recalibrate_batch_norm(copy, self.calibration_inputs)
-        report = classification_report(self.val_labels, copy.predict(self.val_inputs, batch_size=BATCH, verbose=0).argmax(axis=1))
+        predicted = copy.predict(self.val_inputs, batch_size=BATCH, verbose=0).argmax(axis=1)
+        report = classification_report(self.val_labels, predicted)
         accuracy = report.accuracy
         if logs is not None:
             logs["val_accuracy_recalibrated"] = accuracy
