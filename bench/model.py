@@ -19,7 +19,7 @@ import numpy as np
 
 from bench.table import Section
 from fer import BlazeFaceDetector, EmotionClassifier, FaceDetector, HaarFaceDetector, LABELS, analyze
-from fer.anchors import ANCHOR_METADATA, anchor_path, load_anchor
+from fer.anchors import ANCHOR_METADATA, DEFAULT_ANCHORS_DIR, anchor_path, load_anchor
 from fer.classifier import DEFAULT_MODEL_PATH
 from fer.scenes import FRAME_SIZES, compose_scene, matches
 
@@ -27,7 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("FER_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
 VAL_DIR = SHARED_DIR / "datasets" / "fer2013" / "val"
 PHOTOS_DIR = SHARED_DIR / "datasets" / "photos"
-ANCHORS_DIR = SHARED_DIR / "anchors"
+ANCHORS_DIR = DEFAULT_ANCHORS_DIR
 # Committed reference models from training (each .tflite with its sidecar): the seed EDNN as reproduced here and the
 # shipped network before int8 quantization, so one bench run compares every model the training issue reports.
 REFERENCE_DIR = PROJECT_ROOT / "training" / "reference"

@@ -7,10 +7,14 @@ benchmarks, the tests and the model card alike.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fer.classifier import EmotionClassifier
 from fer.metadata import ModelMetadata
+
+# ../shared beside the checkout, or wherever FER_SHARED_DIR points (as for the tests and `make bench`).
+DEFAULT_ANCHORS_DIR = Path(os.environ.get("FER_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared")) / "anchors"
 
 ANCHOR_METADATA: dict[str, ModelMetadata] = {
     # EDNN (TF 2.0, dynamic-range quantized): 48x48, raw 0..255 pixels.

@@ -18,7 +18,6 @@ EXPERIMENTS = Path(__file__).resolve().parent / "EXPERIMENTS.md"
 TIMED_FACES = 300
 
 
-ANCHORS_DIR = Path(os.environ.get("FER_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared")) / "anchors"
 SPEED_ROUNDS = 3
 
 
@@ -36,7 +35,7 @@ class Speed:
         return self.ms_per_face / self.anchor_ms_per_face if self.anchor_ms_per_face else None
 
 
-def measure_speed(model_path: Path, anchors_dir: Path = ANCHORS_DIR) -> Speed:
+def measure_speed(model_path: Path, anchors_dir: Path | None = None) -> Speed:
     """Times the model and, where ../shared/anchors holds it, the `fer` anchor in alternating rounds, so a burst of
     load on a shared machine falls on both."""
     import time
@@ -44,8 +43,9 @@ def measure_speed(model_path: Path, anchors_dir: Path = ANCHORS_DIR) -> Speed:
     import numpy as np
 
     from fer import EmotionClassifier
-    from fer.anchors import anchor_path, load_anchor
+    from fer.anchors import DEFAULT_ANCHORS_DIR, anchor_path, load_anchor
 
+    anchors_dir = anchors_dir or DEFAULT_ANCHORS_DIR
     models = {"model": EmotionClassifier.load(model_path, num_threads=1)}
     if anchor_path(anchors_dir, "fer_mini_xception_int8").is_file():
         models["anchor"] = load_anchor(anchors_dir, "fer_mini_xception_int8", num_threads=1)

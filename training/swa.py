@@ -90,9 +90,12 @@ class RecalibratedValidation(keras.callbacks.Callback):
         super().__init__()
         self.build, self.path, self.best = build, Path(path), best_so_far
         self.calibration_inputs, self.val_inputs, self.val_labels = calibration_inputs, val_inputs, val_labels
+        self.copy: keras.Model | None = None  # built once, refilled with the training weights every epoch
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        copy = self.build()
+        if self.copy is None:
+            self.copy = self.build()
+        copy = self.copy
         copy.set_weights(self.model.get_weights())
         recalibrate_batch_norm(copy, self.calibration_inputs)
         predicted = copy.predict(self.val_inputs, batch_size=BATCH, verbose=0).argmax(axis=1)

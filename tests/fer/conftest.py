@@ -51,8 +51,9 @@ def val_faces(fer2013_dir: Path) -> dict[str, list[np.ndarray]]:
 
 
 def load_anchor(anchors_dir: Path, name: str) -> EmotionClassifier:
-    if not anchors.anchor_path(anchors_dir, name).is_file():
-        pytest.skip(f"anchor {anchors.anchor_path(anchors_dir, name)} not found")
+    path = anchors.anchor_path(anchors_dir, name)
+    if not path.is_file():
+        pytest.skip(f"anchor {path} not found")
     return anchors.load_anchor(anchors_dir, name)
 
 

@@ -13,11 +13,10 @@ pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
 from training.export import convert  # noqa: E402
-from training.models import build_edge_vgg, build_edge_xs  # noqa: E402
+from training.models import build_edge_vgg, build_edge_xs, get_architecture  # noqa: E402
 from training.recover import folded_layers, recover_model  # noqa: E402
 from training import train as train_module  # noqa: E402
 from training.data import Dataset  # noqa: E402
-from training.models import get_architecture  # noqa: E402
 from training.swa import recalibrate_batch_norm  # noqa: E402
 from training.train import train  # noqa: E402
 from tests.training.networks import SMALL_VGG, faces, small_vgg_with_statistics  # noqa: E402
