@@ -28,7 +28,7 @@ from store.errors import InvalidToken, SessionNotLive
 from store.models import NewPatient, Reading, RemoteJoin
 from tests.conftest import SHARED_DIR
 from tests.e2e.clinic_harness import CHROMIUM, CHROMIUM_ARGS, AppProcess
-from tests.e2e.clinic_harness import goto as ui_goto
+from tests.e2e.clinic_harness import goto as ui_goto, wait_for_login_cookie
 from tests.e2e.fixtures_video import PATIENT_FACE_BOXES, FaceVideo, make_face_video, model_for_tests, pick_face_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -239,12 +239,16 @@ def wait_until_idle(page, settle_ms: int = 500) -> None:
 
 
 def log_in(page, app_url: str) -> None:
+    """Signs the clinician in and waits until the browser holds the login cookie: a later reload (`ui_goto`) starts a
+    new Streamlit session that is signed in only through that cookie, and the cookie component writes it a moment
+    after the login (longer on busy cores)."""
     page.goto(app_url)
     wait_until_idle(page)
     page.get_by_role("textbox", name="Username").fill(CLINICIAN_USERNAME)
     page.get_by_role("textbox", name="Password").fill(CLINICIAN_PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("button", name="Log out").wait_for(timeout=UI_TIMEOUT_MS)
+    wait_for_login_cookie(page, timeout=UI_TIMEOUT_MS / 1000)
 
 
 def start_remote_session_in_ui(page, app_url: str, relay_video: bool = False) -> str:
@@ -393,6 +397,7 @@ def test_three_patients_at_once_each_reading_lands_in_its_own_session(
     watcher = ReadingWatcher(app_clinician_store, session_ids)
     started: dict[uuid.UUID, float] = {}
     patient_pages = []
+    clinician_page = None
     try:
         # The clinician signs in first, as in a clinic (and while the cores are not yet busy with three streams).
         clinician_page = browsers[0].new_context().new_page()
@@ -415,6 +420,11 @@ def test_three_patients_at_once_each_reading_lands_in_its_own_session(
         # that change): the line is on screen, so there is none to wait for.
         assert clinician_page.locator(WEBRTC_IFRAME).count() == 0 and clinician_page.locator("video").count() == 0
         assert not any("streamlit_webrtc" in frame.url for frame in clinician_page.frames)
+    except Exception:
+        for name, page in [("clinician", clinician_page)] + [(f"patient-{i}", p) for i, p in enumerate(patient_pages)]:
+            if page is not None:  # what each of them saw, for the failure report
+                page.screenshot(path=str(tmp_path / f"{name}-at-failure.png"), full_page=True)
+        raise
     finally:
         watcher.stop()
         for browser in browsers:
