@@ -73,14 +73,12 @@ migrate: $(VENV)/.runtime-installed
 	@test -n "$(DATABASE_URL)" || (echo "usage: make migrate DATABASE_URL=postgresql://..." && exit 2)
 	$(BIN)/python -m store.migrate --database-url "$(DATABASE_URL)"
 
-# The shipped model's whole lineage (training/EXPERIMENTS.md), each step resumable: a 34-epoch cosine cycle, two warm
-# restarts, then the mean of the last restart's best and last epochs with batch norm recalibrated on clean faces.
+# The shipped model (training/EXPERIMENTS.md), resumable: one 60-epoch cosine cycle of edge_vgg from scratch, then the
+# mean of its last 5 epochs with batch norm recalibrated on clean faces, exported and shipped with its card.
 train-edge: $(VENV)/.dev-installed
-	$(BIN)/python -m training.train --arch edge_vgg --epochs 34 --out runs/edge_vgg --resume
-	$(BIN)/python -m training.train --arch edge_vgg --recipe edge_vgg_restart --init-from runs/edge_vgg/best.keras --epochs 16 --out runs/edge_vgg_r1 --resume
-	$(BIN)/python -m training.train --arch edge_vgg --recipe edge_vgg_restart --init-from runs/edge_vgg_r1/best.keras --epochs 12 --out runs/edge_vgg_r2 --resume
-	$(BIN)/python -m training.swa --run runs/edge_vgg_r2 --checkpoints best.keras last.keras
-	$(BIN)/python -m training.export --run runs/edge_vgg_r2 --checkpoint swa.keras --ship
+	$(BIN)/python -m training.train --arch edge_vgg --epochs 60 --seed 2026 --out runs/edge_vgg_long --resume
+	$(BIN)/python -m training.swa --run runs/edge_vgg_long --out swa_last5.keras --checkpoints snapshots/epoch_056.keras snapshots/epoch_057.keras snapshots/epoch_058.keras snapshots/epoch_059.keras snapshots/epoch_060.keras
+	$(BIN)/python -m training.export --run runs/edge_vgg_long --checkpoint swa_last5.keras --ship
 
 train-ednn: $(VENV)/.dev-installed
 	$(BIN)/python -m training.train --arch ednn --epochs 12 --out runs/ednn_sharp --resume
