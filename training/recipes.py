@@ -48,6 +48,11 @@ RECIPES: dict[str, Recipe] = {
     # warm-up epoch to a quarter of the first peak, then cosine to zero again.
     "edge_vgg_restart": Recipe(128, 5e-4, "adamw", 2e-2, 1, True, 0.1, True, 0.5, 1000, equalize_histogram=True,
                                random_erasing=0.5),
+    # A second cycle as long as the first (`--recipe edge_vgg_cycle2 --init-from ...`): two warm-up epochs to half the
+    # first peak, then cosine to zero over the whole run. Short restarts (12-16 epochs) had not paid; session 8 showed
+    # that the length of a cycle is what mattered, so this one is as long as the 60-epoch run it starts from.
+    "edge_vgg_cycle2": Recipe(128, 1e-3, "adamw", 2e-2, 2, True, 0.1, True, 0.5, 1000, equalize_histogram=True,
+                              random_erasing=0.5),
     # Stochastic weight averaging (Izmailov et al. 2018) from a finished model: a constant, low learning rate, one
     # snapshot per epoch, then `python -m training.swa --checkpoints snapshots/*` averages them and recomputes batch norm.
     "edge_vgg_swa": Recipe(128, 1e-4, "adamw", 2e-2, 0, False, 0.1, True, 0.5, 1000, equalize_histogram=True,
