@@ -28,6 +28,12 @@ class Recipe:
     # Scales the geometric jitter (rotation, shift, zoom; mirroring is always on when `augment` is): 1 is the full
     # jitter below, 0 mirroring alone. A finishing phase trains on faces close to the ones deployment sees.
     geometric_jitter: float = 1.0
+    # Batch mixing, applied to a batch with `mixing_probability` after the augmentations above: "mixup" blends two faces
+    # and their targets (Zhang et al. 2018), "cutmix" pastes a rectangle of one face onto another and mixes the targets
+    # by its area (Yun et al. 2019). The mixing fraction is drawn from Beta(alpha, alpha); "" (the default) mixes nothing.
+    batch_mixing: str = ""
+    mixing_alpha: float = 1.0
+    mixing_probability: float = 0.5
 
     def as_dict(self) -> dict:
         return asdict(self)

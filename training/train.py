@@ -79,6 +79,40 @@ def random_erasing(images: tf.Tensor, probability: float, fill: float = 127.5) -
     return tf.where(mask, tf.cast(fill, images.dtype), images)
 
 
+def mix_batch(images: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor, method: str, alpha: float,
+              probability: float) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Mix each face of a batch with another face of the same batch (a random pairing), with `probability` per batch.
+
+    "mixup" blends the two images; "cutmix" pastes one rectangle of the partner face onto the face, its area the
+    partner's share. Targets and sample weights (the class weights) are mixed in the same proportion, so the loss
+    still sums to the label mass of the two faces and a rare class keeps its weight when it is pasted in."""
+    if method not in ("mixup", "cutmix"):
+        raise ValueError(f"batch mixing must be 'mixup' or 'cutmix', not {method!r}")
+    batch = tf.shape(images)[0]
+    partner = tf.random.shuffle(tf.range(batch))
+    # Beta(a, a) as the ratio of two Gamma(a) draws: tf has no Beta sampler of its own.
+    gamma_a, gamma_b = tf.random.gamma([], alpha), tf.random.gamma([], alpha)
+    share = gamma_a / (gamma_a + gamma_b)  # of the face itself
+    if method == "mixup":
+        mixed = share * images + (1 - share) * tf.gather(images, partner)
+    else:
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        cut_h = tf.cast(tf.round(tf.cast(height, tf.float32) * tf.sqrt(1 - share)), tf.int32)
+        cut_w = tf.cast(tf.round(tf.cast(width, tf.float32) * tf.sqrt(1 - share)), tf.int32)
+        top = tf.random.uniform([], 0, height - cut_h + 1, dtype=tf.int32)
+        left = tf.random.uniform([], 0, width - cut_w + 1, dtype=tf.int32)
+        rows, cols = tf.range(height)[:, None], tf.range(width)[None, :]
+        inside = (rows >= top) & (rows < top + cut_h) & (cols >= left) & (cols < left + cut_w)
+        mixed = tf.where(inside[None, :, :, None], tf.gather(images, partner), images)
+        # The share actually kept, after rounding the rectangle to whole pixels.
+        share = 1 - tf.cast(cut_h * cut_w, tf.float32) / tf.cast(height * width, tf.float32)
+    mixed_targets = share * targets + (1 - share) * tf.gather(targets, partner)
+    mixed_weights = share * weights + (1 - share) * tf.gather(weights, partner)
+    apply = tf.random.uniform([]) < probability
+    return (tf.where(apply, mixed, images), tf.where(apply, mixed_targets, targets),
+            tf.where(apply, mixed_weights, weights))
+
+
 def training_targets(labels: np.ndarray, teacher: np.ndarray | None, teacher_weight: float) -> np.ndarray:
     """One-hot labels, or (distillation, Hinton et al. 2015) their mix with a teacher's probabilities for each face."""
     onehot = keras.utils.to_categorical(labels, len(LABELS)).astype(np.float32)
@@ -105,6 +139,8 @@ def make_dataset(data: Dataset, arch: Architecture, recipe: Recipe, training: bo
             x = tf.clip_by_value(aug(x, training=True), 0.0, 255.0)
         if training and recipe.random_erasing > 0:
             x = random_erasing(x, recipe.random_erasing)
+        if training and recipe.batch_mixing:
+            x, y, w = mix_batch(x, y, w, recipe.batch_mixing, recipe.mixing_alpha, recipe.mixing_probability)
         return x * norm.scale + norm.offset, y, w
 
     return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
