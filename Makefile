@@ -81,8 +81,7 @@ train-edge: $(VENV)/.dev-installed
 	$(BIN)/python -m training.swa --run runs/edge_vgg_long --out swa_last5.keras --checkpoints snapshots/epoch_056.keras snapshots/epoch_057.keras snapshots/epoch_058.keras snapshots/epoch_059.keras snapshots/epoch_060.keras
 	$(BIN)/python -m training.train --arch edge_vgg --recipe edge_vgg_cycle2 --init-from runs/edge_vgg_long/swa_last5.keras --epochs 60 --seed 2027 --out runs/edge_vgg_c2 --resume
 	$(BIN)/python -m training.swa --run runs/edge_vgg_c2 --out swa_last5.keras --checkpoints snapshots/epoch_056.keras snapshots/epoch_057.keras snapshots/epoch_058.keras snapshots/epoch_059.keras snapshots/epoch_060.keras
-	cp runs/edge_vgg_long/swa_last5.keras runs/edge_vgg_c2/start_shipped.keras
-	$(BIN)/python -m training.swa --run runs/edge_vgg_c2 --out soup_start_last5.keras --checkpoints start_shipped.keras swa_last5.keras
+	$(BIN)/python -m training.swa --run runs/edge_vgg_c2 --out soup_start_last5.keras --checkpoints ../edge_vgg_long/swa_last5.keras swa_last5.keras
 	$(BIN)/python -m training.export --run runs/edge_vgg_c2 --checkpoint soup_start_last5.keras --ship
 
 train-ednn: $(VENV)/.dev-installed
