@@ -234,7 +234,11 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
         # A warm restart (Loshchilov & Hutter, SGDR): a new schedule from a finished run's weights. A resumed part
         # restores its own backup instead, so the starting weights are only ever loaded once.
         load_initial_weights(model, init_from, train_data, arch)
-        print(f"initialised from {init_from}", flush=True)
+        # Kept in the run, so the starting model can join a weight soup with the cycle's end (training.swa) even
+        # when it was recovered from a .tflite export.
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.save(out_dir / "init.keras")
+        print(f"initialised from {init_from} (saved as {out_dir / 'init.keras'})", flush=True)
     model.compile(
         optimizer=build_optimizer(recipe),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),

@@ -73,6 +73,9 @@ def test_a_warm_restart_starts_from_the_given_weights_with_its_own_recipe(traine
     started_from = keras.models.load_model(restart_dir / "last.keras", compile=False).get_weights()
     finished = keras.models.load_model(run_dir / "last.keras", compile=False).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(started_from, finished, strict=True))
+    # The starting model stays in the run, so a weight soup of start and end needs nothing outside it.
+    kept_start = keras.models.load_model(restart_dir / "init.keras", compile=False).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(kept_start, finished, strict=True))
     config = json.loads((restart_dir / "config.json").read_text())
     assert config["recipe_name"] == "edge_m" and config["init_from"] == str(run_dir / "last.keras")
     assert config["recipe"] == {**RECIPES["edge_m"].as_dict(), "batch_size": 8}
