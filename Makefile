@@ -82,7 +82,11 @@ train-edge: $(VENV)/.dev-installed
 	$(BIN)/python -m training.train --arch edge_vgg --recipe edge_vgg_cycle2 --init-from runs/edge_vgg_long/swa_last5.keras --epochs 60 --seed 2027 --out runs/edge_vgg_c2 --resume
 	$(BIN)/python -m training.swa --run runs/edge_vgg_c2 --out swa_last5.keras --checkpoints snapshots/epoch_056.keras snapshots/epoch_057.keras snapshots/epoch_058.keras snapshots/epoch_059.keras snapshots/epoch_060.keras
 	$(BIN)/python -m training.swa --run runs/edge_vgg_c2 --out soup_start_last5.keras --checkpoints ../edge_vgg_long/swa_last5.keras swa_last5.keras
-	$(BIN)/python -m training.export --run runs/edge_vgg_c2 --checkpoint soup_start_last5.keras --ship
+	$(BIN)/python -m training.train --arch edge_vgg --recipe edge_vgg_cycle3_cutmix --init-from runs/edge_vgg_c2/soup_start_last5.keras --epochs 50 --seed 2028 --out runs/edge_vgg_c3 --resume
+	$(BIN)/python -m training.swa --run runs/edge_vgg_c3 --out swa_last5.keras --checkpoints snapshots/epoch_046.keras snapshots/epoch_047.keras snapshots/epoch_048.keras snapshots/epoch_049.keras snapshots/epoch_050.keras
+	# init.keras twice: the uniform soup of the three cycles' means (the second cycle's soup already holds two of them).
+	$(BIN)/python -m training.swa --run runs/edge_vgg_c3 --out soup_3way.keras --checkpoints init.keras init.keras swa_last5.keras
+	$(BIN)/python -m training.export --run runs/edge_vgg_c3 --checkpoint soup_3way.keras --ship
 
 train-ednn: $(VENV)/.dev-installed
 	$(BIN)/python -m training.train --arch ednn --epochs 12 --out runs/ednn_sharp --resume
