@@ -236,7 +236,6 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
         load_initial_weights(model, init_from, train_data, arch)
         # Kept in the run, so the starting model can join a weight soup with the cycle's end (training.swa) even
         # when it was recovered from a .tflite export.
-        out_dir.mkdir(parents=True, exist_ok=True)
         model.save(out_dir / "init.keras")
         print(f"initialised from {init_from} (saved as {out_dir / 'init.keras'})", flush=True)
     model.compile(
