@@ -30,7 +30,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_tiny_model(directory / "five_classes.tflite", classes=5)
     build_tiny_model(directory / "color_input.tflite", channels=3)
     build_tiny_model(directory / "fixed_batch4.tflite", batch=4)
-    for name in ("tiny_float", "tiny_int8", "tiny_uint8", "tiny_logits", "five_classes", "color_input", "fixed_batch4"):
+    build_tiny_model(directory / "int16_output.tflite", int16_output=True)
+    for name in ("tiny_float", "tiny_int8", "tiny_uint8", "tiny_logits", "five_classes", "color_input", "fixed_batch4",
+                 "int16_output"):
         tiny_metadata().write(directory / f"{name}.json")
     return directory
 

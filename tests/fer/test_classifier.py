@@ -126,6 +126,30 @@ class TestQuantizedModels:
         assert abs(int(tensor.min()) - round(-1.0 / scale + zero_point)) <= 1
         assert abs(int(tensor.max()) - round(1.0 / scale + zero_point)) <= 1
 
+    @pytest.mark.parametrize("name", ["tiny_float", "tiny_int8", "tiny_uint8"])
+    def test_every_pixel_value_becomes_the_normalised_then_quantised_input(self, tiny_model_dir: Path,
+                                                                          name: str) -> None:
+        # prepare() reads the input from a 256-entry table; it must equal the arithmetic for every pixel value.
+        model = EmotionClassifier.load(tiny_model_dir / f"{name}.tflite")
+        face = np.arange(48 * 48, dtype=np.int64).reshape(48, 48) % 256
+        expected = face.astype(np.float32) * np.float32(model.metadata.scale) + np.float32(model.metadata.offset)
+        if model.input_dtype != np.float32:
+            scale, zero_point = model._input["quantization"]
+            info = np.iinfo(model.input_dtype)
+            expected = np.clip(np.round(expected / scale) + zero_point, info.min, info.max)
+        tensor = model.prepare(face.astype(np.uint8)[None])
+        assert tensor.dtype == model.input_dtype and tensor.shape == (1, 48, 48, 1)
+        assert np.array_equal(tensor[0, ..., 0], expected.astype(model.input_dtype))
+
+    @pytest.mark.parametrize("name, dtype", [("tiny_int8", np.int8), ("tiny_uint8", np.uint8)])
+    def test_every_output_code_is_dequantised_with_the_models_scale_and_zero_point(self, tiny_model_dir: Path,
+                                                                                  name: str, dtype) -> None:
+        model = EmotionClassifier.load(tiny_model_dir / f"{name}.tflite")
+        scale, zero_point = model._output["quantization"]
+        codes = np.arange(np.iinfo(dtype).min, np.iinfo(dtype).max + 1).astype(dtype)
+        table = classifier_module._dequantization_table(model._output)
+        assert np.allclose(table[codes.view(np.uint8)], (codes.astype(np.float64) - zero_point) * scale, atol=1e-7)
+
 
 # ---- loading errors -----------------------------------------------------------------------------------------------
 class TestLoadErrors:
@@ -193,6 +217,10 @@ class TestLoadErrors:
     def test_colour_input_model_is_refused(self, tiny_model_dir: Path) -> None:
         with pytest.raises(InvalidModelError, match="grayscale"):
             EmotionClassifier.load(tiny_model_dir / "color_input.tflite")
+
+    def test_sixteen_bit_output_is_refused(self, tiny_model_dir: Path) -> None:
+        with pytest.raises(InvalidModelError, match="unsupported output type int16"):
+            EmotionClassifier.load(tiny_model_dir / "int16_output.tflite")
 
     def test_fixed_batch_other_than_one_is_refused(self, tiny_model_dir: Path) -> None:
         with pytest.raises(InvalidModelError, match="fixed batch of 4"):

@@ -13,7 +13,7 @@ import numpy as np
 
 def build_tiny_model(path: Path, *, input_size: tuple[int, int] = (48, 48), classes: int = 7,
                      int8: bool = False, uint8: bool = False, softmax: bool = True,
-                     channels: int = 1, batch: int = 1) -> Path:
+                     channels: int = 1, batch: int = 1, int16_output: bool = False) -> Path:
     import tensorflow as tf  # dev dependency only: the product never imports TensorFlow
 
     height, width = input_size
@@ -29,7 +29,7 @@ def build_tiny_model(path: Path, *, input_size: tuple[int, int] = (48, 48), clas
         return tf.nn.softmax(logits) if softmax else logits
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model)
-    if int8 or uint8:
+    if int8 or uint8 or int16_output:
         def representative():
             # Calibrate on images whose 3x3 block means span the whole -1..1 range, as real faces do.
             for _ in range(64):
@@ -39,6 +39,10 @@ def build_tiny_model(path: Path, *, input_size: tuple[int, int] = (48, 48), clas
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
+    if int16_output:  # 16-bit activations (float input): a valid TFLite model the classifier does not support
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        converter.inference_output_type = tf.int16
+    elif int8 or uint8:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8 if uint8 else tf.int8
         converter.inference_output_type = tf.uint8 if uint8 else tf.int8
