@@ -1,5 +1,6 @@
 """Soft targets for distillation: `python -m training.distill --teacher training/reference/edge_vgg_float32.tflite
---out runs/teacher/targets.npy`.
+--out runs/teacher/targets.npy`; several `--teacher` files make an ensemble teacher (their probabilities averaged),
+and `--measure-only` prints the teachers' val numbers without writing targets.
 
 The teacher is a finished model read through `fer.EmotionClassifier` (so its own normalisation applies) and averaged
 over test-time views: the face as given, shifted two pixels each way, zoomed 0.9x and 1.1x, each also mirrored (14
@@ -8,8 +9,9 @@ alone, 0.6609 with the mirror, 0.6712 with all 14 views) but 14x too slow to dep
 (`training.train --teacher-targets`) learns it in one pass. Because the views include the mirror, the targets are the
 same for a face and its mirror, so they stay valid under the training pipeline's random flips.
 
-Writes `<out>` (float32, N x 7, in `load_split(data, "train")` order) and `<out stem>.json` (teacher, views, how many
-faces, the teacher's val numbers with and without the views). Val is only measured, never a target.
+Writes `<out>` (float32, N x 7, in `load_split(data, "train")` order) and `<out stem>.json` (each teacher with its
+sha256 and val numbers, the views, how many faces, the ensemble's val numbers with one pass and with all the views).
+Val is only measured, never a target.
 """
 
 from __future__ import annotations
@@ -62,15 +64,35 @@ BASE_VIEWS: dict[str, View] = {
 VIEWS: dict[str, View] = {**BASE_VIEWS, **{f"{name} mirrored": mirrored(view) for name, view in BASE_VIEWS.items()}}
 
 
+VIEW_SETS: dict[str, dict[str, View]] = {
+    "all": VIEWS,
+    # The cheapest set that still gives a face and its mirror one target (2 passes instead of 14).
+    "mirror": {name: VIEWS[name] for name in ("identity", "identity mirrored")},
+}
+
+
 @dataclass(frozen=True)
-class TeacherTargets:
+class TeacherScore:
+    """One teacher's val numbers, alone (one pass) and averaged over the views."""
     teacher: str
-    teacher_sha256: str
-    views: list[str]
-    faces: int
+    sha256: str
     val_accuracy_single_view: float
     val_macro_recall_single_view: float
-    val_accuracy: float  # with all views: what the student is trained towards
+    val_accuracy: float
+    val_macro_recall: float
+
+
+@dataclass(frozen=True)
+class TeacherTargets:
+    teachers: list[str]
+    members: list[TeacherScore]
+    views: list[str]
+    faces: int
+    # The ensemble (the mean of the teachers' probabilities), one pass each and averaged over the views: the second is
+    # what the student is trained towards.
+    val_accuracy_single_view: float
+    val_macro_recall_single_view: float
+    val_accuracy: float
     val_macro_recall: float
 
 
@@ -79,17 +101,33 @@ def view_averaged(predict: Predict, images: np.ndarray, views: dict[str, View] =
     return np.mean([predict(view(images)) for view in views.values()], axis=0).astype(np.float32)
 
 
-def write_teacher_targets(teacher: Path, data_dir: Path, out: Path) -> TeacherTargets:
-    predict = tflite_predictor(teacher)
+def score_teachers(teachers: list[Path], val: Dataset, views: dict[str, View] = VIEWS
+                   ) -> tuple[list[TeacherScore], dict[str, float], list[Predict]]:
+    """Each teacher's val numbers and the ensemble's (keys as in TeacherTargets), and the teachers' predictors."""
+    predictors = [tflite_predictor(teacher) for teacher in teachers]
+    single = [predict(val.images) for predict in predictors]
+    averaged = [view_averaged(predict, val.images, views) for predict in predictors]
+    members = []
+    for teacher, one, many in zip(teachers, single, averaged):
+        alone, viewed = (classification_report(val.labels, p.argmax(axis=1)) for p in (one, many))
+        members.append(TeacherScore(str(teacher), hashlib.sha256(teacher.read_bytes()).hexdigest(), alone.accuracy,
+                                    alone.macro_recall, viewed.accuracy, viewed.macro_recall))
+    alone = classification_report(val.labels, np.mean(single, axis=0).argmax(axis=1))
+    viewed = classification_report(val.labels, np.mean(averaged, axis=0).argmax(axis=1))
+    ensemble = {"val_accuracy_single_view": alone.accuracy, "val_macro_recall_single_view": alone.macro_recall,
+                "val_accuracy": viewed.accuracy, "val_macro_recall": viewed.macro_recall}
+    return members, ensemble, predictors
+
+
+def write_teacher_targets(teachers: list[Path], data_dir: Path, out: Path, views: dict[str, View] = VIEWS
+                          ) -> TeacherTargets:
+    """The teachers' mean probabilities (each averaged over `views`) for every train face, in load_split order."""
+    members, ensemble, predictors = score_teachers(teachers, load_split(data_dir, "val"), views)
     train: Dataset = load_split(data_dir, "train")
-    val: Dataset = load_split(data_dir, "val")
-    single = classification_report(val.labels, predict(val.images).argmax(axis=1))
-    averaged = classification_report(val.labels, view_averaged(predict, val.images).argmax(axis=1))
-    targets = view_averaged(predict, train.images)
+    targets = np.mean([view_averaged(predict, train.images, views) for predict in predictors], axis=0)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, targets)
-    record = TeacherTargets(str(teacher), hashlib.sha256(teacher.read_bytes()).hexdigest(), list(VIEWS), len(train),
-                            single.accuracy, single.macro_recall, averaged.accuracy, averaged.macro_recall)
+    np.save(out, targets.astype(np.float32))
+    record = TeacherTargets([str(t) for t in teachers], members, list(views), len(train), **ensemble)
     out.with_suffix(".json").write_text(json.dumps(asdict(record), indent=2))
     return record
 
@@ -110,11 +148,24 @@ def load_teacher_targets(path: Path, train: Dataset) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--teacher", type=Path, required=True, help="a .tflite with its sidecar")
+    parser.add_argument("--teacher", type=Path, nargs="+", required=True,
+                        help="one .tflite (with its sidecar) or several: an ensemble, their probabilities averaged")
+    parser.add_argument("--views", choices=sorted(VIEW_SETS), default="all", help="test-time views per teacher")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, required=True, help="where the .npy of targets goes")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--out", type=Path, help="where the .npy of targets goes")
+    group.add_argument("--measure-only", action="store_true", help="print the teachers' val numbers, write nothing")
     args = parser.parse_args(argv)
-    record = write_teacher_targets(args.teacher, args.data, args.out)
+    missing = [str(teacher) for teacher in args.teacher if not teacher.is_file()]
+    if missing:
+        parser.error(f"teacher not found: {', '.join(missing)}")
+    views = VIEW_SETS[args.views]
+    if args.measure_only:
+        members, ensemble, _ = score_teachers(args.teacher, load_split(args.data, "val"), views)
+        print(json.dumps({"members": [asdict(m) for m in members], "ensemble": ensemble, "views": list(views)},
+                         indent=2), flush=True)
+        return 0
+    record = write_teacher_targets(args.teacher, args.data, args.out, views)
     print(json.dumps(asdict(record), indent=2), flush=True)
     return 0
 

@@ -92,7 +92,7 @@ def render(meta: dict, size_kb: float, comparison: list[dict] | None = None, spe
         *([f"- Note: {training['note']}"] if training.get("note") else []),
         *([f"- Warm restart: started from `{training['init_from']}`; the epochs above are this run's own, after that "
            "model's."] if training.get("init_from") else []),
-        *([f"- Distilled: trained towards `{training['distillation'].get('teacher', training['distillation']['targets'])}` "
+        *([f"- Distilled: trained towards {_teachers(training['distillation'])} "
            f"averaged over {len(training['distillation'].get('views', [])) or '?'} test-time views (that teacher's val "
            f"accuracy: {training['distillation'].get('val_accuracy', float('nan')):.4f}), mixed "
            f"{training['distillation']['teacher_weight']:g} : {1 - training['distillation']['teacher_weight']:g} with the "
@@ -171,6 +171,12 @@ def render(meta: dict, size_kb: float, comparison: list[dict] | None = None, spe
     if EXPERIMENTS.exists():
         lines += ["", EXPERIMENTS.read_text().strip()]
     return "\n".join(lines) + "\n"
+
+
+def _teachers(distillation: dict) -> str:
+    """`a.tflite`, or `a.tflite` + `b.tflite` (an ensemble); records before session 11 name one `teacher`."""
+    teachers = distillation.get("teachers") or [distillation.get("teacher") or distillation["targets"]]
+    return " + ".join(f"`{teacher}`" for teacher in teachers) + (" (their mean)" if len(teachers) > 1 else "")
 
 
 def main(argv: list[str] | None = None) -> int:

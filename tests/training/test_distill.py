@@ -59,16 +59,51 @@ def test_a_face_and_its_mirror_get_the_same_targets_even_from_a_teacher_that_tel
 
 def test_targets_are_written_for_the_whole_train_split_with_a_record_of_the_teacher(tiny_dataset, tmp_path):
     out = tmp_path / "teacher" / "targets.npy"
-    record = distill.write_teacher_targets(REFERENCE_TEACHER, tiny_dataset["folder"], out)
+    record = distill.write_teacher_targets([REFERENCE_TEACHER], tiny_dataset["folder"], out)
     train_split = load_split(tiny_dataset["folder"], "train")
     targets = np.load(out)
     assert targets.shape == (len(train_split), len(LABELS))
     np.testing.assert_allclose(targets, distill.view_averaged(tflite_predictor(REFERENCE_TEACHER), train_split.images),
                                atol=1e-6)
     saved = json.loads(out.with_suffix(".json").read_text())
-    assert saved["teacher"] == str(REFERENCE_TEACHER) and saved["faces"] == len(train_split) == record.faces
-    assert saved["views"] == list(distill.VIEWS) and len(saved["teacher_sha256"]) == 64
+    assert saved["teachers"] == [str(REFERENCE_TEACHER)] and saved["faces"] == len(train_split) == record.faces
+    assert saved["views"] == list(distill.VIEWS) and len(saved["members"][0]["sha256"]) == 64
     assert 0 <= saved["val_accuracy"] <= 1 and 0 <= saved["val_accuracy_single_view"] <= 1
+    # One teacher: the ensemble is that teacher.
+    assert saved["val_accuracy"] == saved["members"][0]["val_accuracy"]
+
+
+def test_an_ensemble_teacher_is_the_mean_of_its_members_each_averaged_over_the_views(tiny_dataset, tmp_path):
+    shipped = Path(__file__).resolve().parents[2] / "fer" / "models" / "fer_edge_int8.tflite"
+    out = tmp_path / "ensemble.npy"
+    record = distill.write_teacher_targets([REFERENCE_TEACHER, shipped], tiny_dataset["folder"], out,
+                                           distill.VIEW_SETS["mirror"])
+    images = load_split(tiny_dataset["folder"], "train").images
+    members = [distill.view_averaged(tflite_predictor(t), images, distill.VIEW_SETS["mirror"])
+               for t in (REFERENCE_TEACHER, shipped)]
+    np.testing.assert_allclose(np.load(out), (members[0] + members[1]) / 2, atol=1e-6)
+    assert record.views == ["identity", "identity mirrored"]
+    assert [m.teacher for m in record.members] == [str(REFERENCE_TEACHER), str(shipped)]
+    assert record.members[0].sha256 != record.members[1].sha256
+
+
+def test_measure_only_prints_the_teachers_val_numbers_and_writes_nothing(tiny_dataset, tmp_path, capsys,
+                                                                        monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert distill.main(["--teacher", str(REFERENCE_TEACHER), "--views", "mirror", "--data",
+                         str(tiny_dataset["folder"]), "--measure-only"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["views"] == ["identity", "identity mirrored"] and len(printed["members"]) == 1
+    assert 0 <= printed["ensemble"]["val_accuracy"] <= 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_teacher_is_named_before_any_work(tiny_dataset, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        distill.main(["--teacher", str(REFERENCE_TEACHER), str(tmp_path / "gone.tflite"), "--out",
+                      str(tmp_path / "t.npy"), "--data", str(tiny_dataset["folder"])])
+    error = capsys.readouterr().err
+    assert "teacher not found" in error and "gone.tflite" in error
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -118,7 +153,7 @@ def test_a_distillation_recipe_needs_targets_and_a_plain_one_refuses_them(tiny_d
 
 def test_a_distilled_model_says_in_its_sidecar_and_card_what_it_was_distilled_from(tiny_dataset, tmp_path):
     targets = tmp_path / "teacher" / "targets.npy"
-    teacher = distill.write_teacher_targets(REFERENCE_TEACHER, tiny_dataset["folder"], targets)
+    teacher = distill.write_teacher_targets([REFERENCE_TEACHER], tiny_dataset["folder"], targets)
     run_dir = tmp_path / "run"
     summary = train("edge_xs", tiny_dataset["folder"], epochs=1, out_dir=run_dir, resume=False, seed=1, batch_size=8,
                     recipe_name="edge_vgg_distill", teacher_targets=targets)
@@ -129,7 +164,7 @@ def test_a_distilled_model_says_in_its_sidecar_and_card_what_it_was_distilled_fr
     shipped = tmp_path / "shipped" / "fer_edge_int8.tflite"
     ship_model(Path(results["int8"]["path"]), shipped)
     record = json.loads(shipped.with_suffix(".json").read_text())["training"]["distillation"]
-    assert record["teacher"] == str(REFERENCE_TEACHER) and record["teacher_weight"] == 0.7
+    assert record["teachers"] == [str(REFERENCE_TEACHER)] and record["teacher_weight"] == 0.7
     assert record["val_accuracy"] == teacher.val_accuracy
     card = shipped.with_suffix(".md").read_text()
     assert f"Distilled: trained towards `{REFERENCE_TEACHER}` averaged over 14 test-time views" in card

@@ -37,3 +37,15 @@ def test_speed_is_measured_for_the_model_and_for_the_anchor_where_it_is_present(
     assert alone.ms_per_face > 0 and alone.anchor_ms_per_face is None and alone.ratio_to_anchor is None
     beside = measure_speed(SHIPPED_MODEL, anchors_dir=anchors_dir)
     assert beside.anchor_ms_per_face and beside.anchor_ms_per_face > 0
+
+
+@pytest.mark.parametrize("distillation, named", [
+    ({"teachers": ["a.tflite", "b.tflite"]}, "trained towards `a.tflite` + `b.tflite` (their mean) averaged over 2"),
+    ({"teachers": ["a.tflite"]}, "trained towards `a.tflite` averaged over 2"),
+    ({"teacher": "old.tflite"}, "trained towards `old.tflite` averaged over 2"),  # records written before ensembles
+])
+def test_a_distilled_card_names_every_teacher(sidecar, distillation: dict, named: str):
+    record = {"targets": "t.npy", "teacher_weight": 0.7, "views": ["identity", "identity mirrored"],
+              "val_accuracy": 0.68, **distillation}
+    card = render({**sidecar, "training": {**sidecar["training"], "distillation": record}}, 672.0)
+    assert named in card and "(that teacher's val accuracy: 0.6800)" in card
