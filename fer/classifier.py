@@ -122,12 +122,7 @@ class EmotionClassifier:
             return np.zeros((0, len(LABELS)), dtype=np.float32)
         with self._lock:
             raw = self._run(batch)
-        scores = raw[:, self._label_order]
-        if self._outputs_probabilities:  # fewer array operations than _to_probabilities: they cost as much as a layer
-            totals = scores.sum(axis=1, keepdims=True)
-            if totals.all():
-                return scores / totals
-        return _to_probabilities(scores)
+        return _to_probabilities(raw[:, self._label_order], known_probabilities=self._outputs_probabilities)
 
     def predict_one(self, face: np.ndarray) -> np.ndarray:
         """Probabilities (7,) for a single grayscale face (H, W)."""
@@ -287,9 +282,16 @@ def _dequantization_table(detail: dict) -> np.ndarray | None:
     return _dequantize(np.arange(256, dtype=np.uint8).view(dtype), detail)
 
 
-def _to_probabilities(scores: np.ndarray) -> np.ndarray:
-    """Rows that sum to 1: softmax for logits, renormalisation for (de)quantised probabilities."""
+def _to_probabilities(scores: np.ndarray, known_probabilities: bool = False) -> np.ndarray:
+    """Rows that sum to 1: softmax for logits, renormalisation for (de)quantised probabilities.
+
+    `known_probabilities`: the model's output cannot hold anything else (a quantised softmax), so the checks are skipped;
+    this runs once per face, and each small array operation costs several microseconds."""
     scores = scores.astype(np.float32)
+    if known_probabilities:
+        totals = scores.sum(axis=1, keepdims=True)
+        if totals.all():
+            return scores / totals
     if scores.min() < -1e-3 or scores.max() > 1 + 1e-3:  # not probabilities: a model without its final softmax
         shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
         return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
