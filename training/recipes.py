@@ -72,6 +72,12 @@ RECIPES: dict[str, Recipe] = {
     # (training/distill.py), mixed 0.7 / 0.3 with the labels. No label smoothing: the teacher's probabilities are soft.
     "edge_vgg_distill": Recipe(128, 5e-4, "adamw", 2e-2, 1, True, 0.0, True, 0.5, 1000, equalize_histogram=True,
                                random_erasing=0.5, teacher_weight=0.7),
+    # A long warm restart (as edge_vgg_cycle2) towards an ensemble teacher (session 12): the shipped model and the
+    # independent second network (training/reference/edge_vgg_s2029_int8.tflite), each averaged over 14 test-time
+    # views (val 0.6877 as a teacher), mixed 0.7 / 0.3 with the labels. Self-distillation (edge_vgg_distill) had not
+    # paid; a teacher that two independent networks make is the different signal it lacked.
+    "edge_vgg_cycle_kd": Recipe(128, 1e-3, "adamw", 2e-2, 2, True, 0.0, True, 0.5, 1000, equalize_histogram=True,
+                                random_erasing=0.5, teacher_weight=0.7),
     # A finishing phase from a finished model (`--init-from`): a low learning rate annealed to zero on faces that look
     # like the ones val and the camera give, i.e. no random erasing and a quarter of the geometric jitter. Heavy
     # augmentation regularises the long phase; its last epochs are spent learning faces deployment never shows.
