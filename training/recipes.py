@@ -50,6 +50,9 @@ RECIPES: dict[str, Recipe] = {
     # has 436 faces against happy's 7,215) and random erasing on top of the geometric jitter.
     "edge_vgg": Recipe(128, 2e-3, "adamw", 2e-2, 3, True, 0.1, True, 0.5, 1000, equalize_histogram=True,
                        random_erasing=0.5),
+    # edge_vgg's recipe for the wider network, so a run measures capacity alone.
+    "edge_vgg_wide": Recipe(128, 2e-3, "adamw", 2e-2, 3, True, 0.1, True, 0.5, 1000, equalize_histogram=True,
+                            random_erasing=0.5),
     # A second, shorter cosine cycle from a finished edge_vgg run (`--recipe edge_vgg_restart --init-from ...`): one
     # warm-up epoch to a quarter of the first peak, then cosine to zero again.
     "edge_vgg_restart": Recipe(128, 5e-4, "adamw", 2e-2, 1, True, 0.1, True, 0.5, 1000, equalize_histogram=True,

@@ -24,7 +24,7 @@ import tensorflow as tf  # noqa: E402
 from fer.labels import LABELS  # noqa: E402
 from training.data import Dataset, equalize_histograms, load_split  # noqa: E402
 from training.distill import load_teacher_targets  # noqa: E402
-from training.models import Architecture, get_architecture  # noqa: E402
+from training.models import ARCHITECTURES, Architecture, get_architecture  # noqa: E402
 from training.recipes import RECIPES, Recipe  # noqa: E402
 from training.recover import recover_model  # noqa: E402
 from training.swa import RecalibratedValidation  # noqa: E402
@@ -288,7 +288,7 @@ def train(arch_name: str, data_dir: Path, epochs: int, out_dir: Path, resume: bo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", required=True, help="ednn | edge_xs | edge_m | edge_vgg")
+    parser.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="FER2013 folder root or Kaggle CSV")
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--out", type=Path, help="run directory (default runs/<arch>)")
